@@ -1,0 +1,143 @@
+"""The five attention patterns: causal, prefix, ABI, BICO and Λ, behind two functions.
+
+Covers: `build_mask` (which key each query may see) and `attention` (scores, mask, softmax,
+weighted sum, including the per-branch rotations that BICO and Λ need).
+Leaves out: the projections and heads (model.py) and position embedding math (rope.py).
+
+q, k and v arrive *unrotated*: BICO rotates the two triangles of the score matrix differently,
+and Λ rotates its global branch differently from its local one, so rotation belongs here.
+
+Keys and queries: k and v hold the whole sequence (T_k positions, `pos` has length T_k); q holds
+its last T_q positions. T_q == T_k in training; T_q < T_k while decoding with a KV cache.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .rope import apply_rope
+
+PATTERNS = ("causal", "prefix", "abi", "bico", "lambda")
+
+
+def _prefix_length(name, value, T, device):
+    """An int or a (B,) tensor of prefix lengths, as something that broadcasts against (T, T)."""
+    if value is None:
+        raise ValueError(f"this pattern needs `{name}` (the length of the bidirectional part)")
+    value = torch.as_tensor(value, device=device)
+    if value.dtype.is_floating_point or value.dim() > 1:
+        raise ValueError(f"`{name}` must be an int or a 1-D tensor of ints; got {value!r}")
+    if (value < 0).any() or (value > T).any():
+        raise ValueError(f"`{name}`={value.tolist()} is outside [0, {T}], the sequence length")
+    return value.view(-1, 1, 1) if value.dim() == 1 else value
+
+
+def build_mask(pattern: str, T: int, *, prefix_len=None, part_a_len=None, n_global=None,
+               n_local=None, device=None) -> torch.Tensor:
+    """Boolean (T, T) mask, True where query i may attend key j.
+
+    causal: j <= i.      prefix: causal, plus every key j < prefix_len.
+    abi: the prefix mask with Part A as the prefix (GLM: A bidirectional, B sees A and earlier B).
+    bico: every pair.    lambda: j <= i and (i - j < n_local or j < n_global).
+    A length given as a (B,) tensor, one per sequence, gives a (B, T, T) mask.
+    """
+    if pattern not in PATTERNS:
+        raise ValueError(f"unknown attention pattern {pattern!r}; choose one of {PATTERNS}")
+    if not isinstance(T, int) or T < 1:
+        raise ValueError(f"sequence length must be a positive int; got {T!r}")
+    i = torch.arange(T, device=device)[:, None]
+    j = torch.arange(T, device=device)[None, :]
+    if pattern == "bico":
+        return torch.ones(T, T, dtype=torch.bool, device=device)
+    if pattern == "prefix":
+        return (j <= i) | (j < _prefix_length("prefix_len", prefix_len, T, device))
+    if pattern == "abi":
+        return (j <= i) | (j < _prefix_length("part_a_len", part_a_len, T, device))
+    if pattern == "lambda":
+        n_global, n_local = _lambda_sizes(n_global, n_local)
+        return (j <= i) & ((i - j < n_local) | (j < n_global))
+    return j <= i
+
+
+def _lambda_sizes(n_global, n_local):
+    if not isinstance(n_local, int) or n_local < 1:
+        raise ValueError(f"`n_local` (the Λ window) must be an int >= 1; got {n_local!r}")
+    if not isinstance(n_global, int) or n_global < 0:
+        raise ValueError(f"`n_global` (Λ's first tokens kept) must be an int >= 0; got {n_global!r}")
+    return n_global, n_local
+
+
+def attention(q, k, v, pos, pattern: str = "causal", *, key_mask=None, base: float = 10000.0,
+              distance_limit: bool = True, **options) -> torch.Tensor:
+    """Attention of unrotated q (B, H, T_q, Dh) over k, v (B, H, T_k, Dh) under `pattern`.
+
+    pos: positions of the T_k keys, (T_k,) or (B, T_k); the queries sit at the last T_q of them.
+    key_mask: optional (B, T_k) bool, False for keys nobody may see (padding, BICO placeholders).
+    options: the lengths `build_mask` needs for the pattern. For "lambda", `distance_limit=False`
+    turns off LM-Infinite's distance limit and leaves only the Λ mask.
+    A query with no visible key returns a zero vector instead of NaN.
+    """
+    T_q, T_k = q.shape[-2], k.shape[-2]
+    mask = build_mask(pattern, T_k, device=q.device, **options)[..., T_k - T_q:, :]
+    if mask.dim() == 3:
+        mask = mask[:, None]  # (B, 1, T_q, T_k): one mask per sequence, shared by its heads
+    empty = None
+    if key_mask is not None:
+        mask = mask & key_mask[:, None, None, :]
+        # a row with no visible key would softmax to NaN; let it see everything, zero it after
+        empty = ~mask.any(-1, keepdim=True)
+        mask = mask | empty
+    q_pos = pos[..., T_k - T_q:]
+    qr, kr = apply_rope(q, q_pos, base=base), apply_rope(k, pos, base=base)
+
+    if pattern == "bico":
+        out = _bico(q, k, v, qr, kr, q_pos, pos, mask, base)
+    elif pattern == "lambda" and distance_limit and options.get("n_global", 0) > 0:
+        out = _lambda_limited(q, k, v, qr, kr, mask, base, options["n_global"], options["n_local"])
+    elif pattern == "causal" and empty is None and T_q == T_k:
+        out = F.scaled_dot_product_attention(qr, kr, v, is_causal=True)
+    else:
+        out = F.scaled_dot_product_attention(qr, kr, v, attn_mask=mask)
+    return out if empty is None else out.masked_fill(empty, 0.0)
+
+
+def _softmax_attend(scores, mask, v):
+    scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores.float(), dim=-1).type_as(v) @ v
+
+
+def _bico(q, k, v, qr, kr, q_pos, pos, mask, base):
+    """BICO: forward-rotated scores on and below the diagonal, reverse-rotated strictly above.
+
+    Forward scores see q^T R(n - m) k with n <= m; reverse scores above see q^T R(m - n) k with
+    n > m. Both are rotations by -|m - n|: a key d places ahead scores like one d places behind,
+    so bidirectional attention never meets an offset causal training did not.
+    """
+    T_q, T_k = q.shape[-2], k.shape[-2]
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    forward = (qr @ kr.transpose(-2, -1)) * scale
+    q_rev = apply_rope(q, q_pos, base=base, reverse=True)
+    k_rev = apply_rope(k, pos, base=base, reverse=True)
+    backward = (q_rev @ k_rev.transpose(-2, -1)) * scale
+    lower = build_mask("causal", T_k, device=q.device)[T_k - T_q:]
+    return _softmax_attend(torch.where(lower, forward, backward), mask, v)
+
+
+def _lambda_limited(q, k, v, qr, kr, mask, base, n_global, n_local):
+    """Λ with LM-Infinite's distance limit: no key is ever seen farther away than n_local.
+
+    Inside the window, ordinary RoPE. For a global key outside the window, the key stays
+    unrotated (position 0) and the query is rotated to position n_local, so every such key sits
+    at distance exactly n_local, the largest distance training showed. Assumes pos = 0..T-1.
+    """
+    T_q, T_k = q.shape[-2], k.shape[-2]
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    scores = (qr @ kr.transpose(-2, -1)) * scale
+    g = min(n_global, T_k)
+    i = torch.arange(T_k - T_q, T_k, device=q.device)[:, None]
+    far = i - torch.arange(g, device=q.device)[None, :] >= n_local  # global keys outside window
+    q_far = apply_rope(q, torch.full((T_q,), n_local, device=q.device), base=base)
+    far_scores = (q_far @ k[..., :g, :].transpose(-2, -1)) * scale
+    scores[..., :g] = torch.where(far, far_scores, scores[..., :g])
+    return _softmax_attend(scores, mask, v)

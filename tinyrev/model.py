@@ -1,0 +1,207 @@
+"""A small Llama-like decoder: RMSNorm, SwiGLU, RoPE attention, pre-norm blocks, and generation.
+
+Covers: the config, the modules (RMSNorm, FeedForward, Attention, Block, Transformer), a
+key/value cache and `generate` (greedy or sampled: temperature, top-k, top-p).
+Leaves out: dropout, grouped-query attention, weight tying, mixed-precision policy (the trainer
+owns autocast) and any pretrained weights.
+
+The attention pattern is an argument of `forward`, not part of the model: the same weights can be
+trained bidirectionally (BICO) and decoded causally, or trained causally and evaluated under Λ.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from einops import rearrange
+
+from .attention import attention
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int
+    dim: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    hidden_dim: int = 0        # SwiGLU width; 0 means Llama's rule, 2/3 * 4 * dim rounded up to 32
+    rope_base: float = 10000.0
+    span_positions: int = 0    # > 0: GLM's second position (offset inside an ABI span), learned
+    norm_eps: float = 1e-5
+
+    def __post_init__(self):
+        for name in ("vocab_size", "dim", "n_layers", "n_heads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"model {name} must be a positive int; got {value!r}")
+        if self.dim % self.n_heads:
+            raise ValueError(f"dim={self.dim} does not split into n_heads={self.n_heads} heads")
+        if (self.dim // self.n_heads) % 2:
+            raise ValueError(f"head dimension {self.dim // self.n_heads} is odd; RoPE rotates "
+                             "pairs of dimensions, so dim / n_heads must be even")
+        if not self.hidden_dim:
+            self.hidden_dim = 32 * math.ceil(8 * self.dim / 3 / 32)
+
+
+class RMSNorm(nn.Module):
+    """x / sqrt(mean(x^2) + eps) * weight: LayerNorm without centring or bias (Zhang & Sennrich)."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        x32 = x.float()  # the mean of squares is computed in fp32 even under bf16 autocast
+        return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+
+
+class FeedForward(nn.Module):
+    """SwiGLU (Shazeer 2020): w2(silu(w1 x) * w3 x). w1 and w3 share one matmul for speed."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.w13 = nn.Linear(dim, 2 * hidden, bias=False)
+        self.w2 = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x):
+        gate, up = self.w13(x).chunk(2, dim=-1)
+        return self.w2(F.silu(gate) * up)
+
+
+class KVCache:
+    """Per-layer keys and values of everything seen so far, stored *before* rotation."""
+
+    def __init__(self, n_layers: int):
+        self.k = [None] * n_layers
+        self.v = [None] * n_layers
+
+    def __len__(self):
+        return 0 if self.k[0] is None else self.k[0].shape[-2]
+
+    def append(self, layer: int, k, v):
+        if self.k[layer] is not None:
+            k, v = torch.cat((self.k[layer], k), dim=-2), torch.cat((self.v[layer], v), dim=-2)
+        self.k[layer], self.v[layer] = k, v
+        return k, v
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer: int):
+        super().__init__()
+        self.n_heads, self.layer, self.base = cfg.n_heads, layer, cfg.rope_base
+        self.wqkv = nn.Linear(cfg.dim, 3 * cfg.dim, bias=False)
+        self.wo = nn.Linear(cfg.dim, cfg.dim, bias=False)
+
+    def forward(self, x, pos, pattern, key_mask, cache, options):
+        q, k, v = rearrange(self.wqkv(x), "b t (n h d) -> n b h t d", n=3, h=self.n_heads)
+        if cache is not None:
+            k, v = cache.append(self.layer, k, v)
+        out = attention(q, k, v, pos, pattern, key_mask=key_mask, base=self.base, **options)
+        return self.wo(rearrange(out, "b h t d -> b t (h d)"))
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: x + attn(norm(x)), then x + ffn(norm(x))."""
+
+    def __init__(self, cfg: ModelConfig, layer: int):
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.attn = Attention(cfg, layer)
+        self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.ffn = FeedForward(cfg.dim, cfg.hidden_dim)
+
+    def forward(self, x, pos, pattern, key_mask, cache, options):
+        x = x + self.attn(self.attn_norm(x), pos, pattern, key_mask, cache, options)
+        return x + self.ffn(self.ffn_norm(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.dim)
+        self.span_embed = nn.Embedding(cfg.span_positions, cfg.dim) if cfg.span_positions else None
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
+        self.norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.head = nn.Linear(cfg.dim, cfg.vocab_size, bias=False)
+        self.apply(self._init)
+        for name, p in self.named_parameters():
+            if name.endswith(("wo.weight", "w2.weight")):
+                # GPT-2's scaling: each residual branch adds variance, so start them small
+                nn.init.normal_(p, std=0.02 / math.sqrt(2 * cfg.n_layers))
+
+    @staticmethod
+    def _init(m):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+
+    def forward(self, idx, pos=None, pattern: str = "causal", *, key_mask=None, span_pos=None,
+                cache: KVCache | None = None, **options):
+        """Logits (B, T, vocab) for tokens `idx` (B, T).
+
+        pos: positions of every key, (T_k,) or (B, T_k), where T_k counts cached tokens too;
+        default 0..T_k-1. span_pos: (B, T) offsets inside ABI spans (0 in Part A), needs
+        `span_positions > 0`. key_mask, options: see `attention.attention`.
+        """
+        T_k = idx.shape[1] + (len(cache) if cache is not None else 0)
+        if pos is None:
+            pos = torch.arange(T_k, device=idx.device)
+        x = self.embed(idx)
+        if span_pos is not None:
+            if self.span_embed is None:
+                raise ValueError("span_pos given, but this model was built with span_positions=0")
+            if span_pos.max() >= self.cfg.span_positions:
+                raise ValueError(f"span offset {span_pos.max().item()} is beyond the model's "
+                                 f"span_positions={self.cfg.span_positions}")
+            x = x + self.span_embed(span_pos)
+        for block in self.blocks:
+            x = block(x, pos, pattern, key_mask, cache, options)
+        return self.head(self.norm(x))
+
+
+def sample_next(logits, temperature: float = 0.0, top_k: int | None = None,
+                top_p: float | None = None, generator=None):
+    """Pick one token per row of `logits` (B, V): greedy at temperature 0, else sampled."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    if temperature < 0 or (top_k is not None and top_k < 1) or (top_p is not None and not 0 < top_p <= 1):
+        raise ValueError(f"need temperature >= 0, top_k >= 1, 0 < top_p <= 1; got "
+                         f"{temperature}, {top_k}, {top_p}")
+    logits = logits.float() / temperature
+    if top_k is not None:
+        kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None:
+        # nucleus: keep the smallest set of most likely tokens whose mass reaches top_p
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        mass_before = sorted_logits.softmax(-1).cumsum(-1) - sorted_logits.softmax(-1)
+        drop = (mass_before >= top_p).scatter(-1, order, mass_before >= top_p)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def generate(model: Transformer, idx, max_new_tokens: int, *, pos=None, span_pos=None,
+             pattern: str = "causal", temperature: float = 0.0, top_k=None, top_p=None,
+             generator=None, **options):
+    """Continue each row of `idx` (B, T) by `max_new_tokens` tokens, with a KV cache.
+
+    Positions of new tokens: the next integer after the last one; in blank infilling (span_pos
+    given) the position stays at the [MASK]'s and the span offset grows by one instead, as GLM
+    decodes a span. Returns only the new tokens, (B, max_new_tokens).
+    """
+    B, T = idx.shape
+    pos = torch.arange(T, device=idx.device) if pos is None else pos
+    cache, out, x = KVCache(model.cfg.n_layers), [], idx
+    for _ in range(max_new_tokens):
+        logits = model(x, pos, pattern, span_pos=span_pos, cache=cache, **options)
+        x = sample_next(logits[:, -1], temperature, top_k, top_p, generator)[:, None]
+        out.append(x)
+        step = 0 if span_pos is not None else 1
+        pos = torch.cat((pos, pos[..., -1:] + step), dim=-1)
+        if span_pos is not None:
+            span_pos = span_pos[:, -1:] + 1
+    return torch.cat(out, dim=1)

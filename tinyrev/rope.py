@@ -1,0 +1,41 @@
+"""Rotary position embedding (RoPE, Su et al. 2021) and its reverse rotation (BICO, Lv et al. 2023).
+
+Covers: rotating query/key vectors by integer positions, forward or reversed.
+Leaves out: scaling tricks (NTK, YaRN, position interpolation); none are needed here.
+
+Pairing convention: dimensions are paired as neighbours, (x[0], x[1]), (x[2], x[3]), ..., the
+way the RoFormer paper and Meta's Llama code write it. Pair i turns by the angle
+pos * base ** (-2i / D). Treat each pair as a complex number z = x[2i] + 1j * x[2i+1]:
+forward RoPE is z * exp(+1j * angle), the reverse rotation is z * exp(-1j * angle).
+
+Why it gives relative positions: with rotations R(m) for the query and R(n) for the key,
+<R(m) q, R(n) k> = <q, R(n - m) k>, a function of the offset only. With the reverse rotation the
+offset flips sign: the score at (m, n) equals the forward score at (n, m).
+"""
+
+import torch
+
+
+def apply_rope(x: torch.Tensor, pos: torch.Tensor, *, base: float = 10000.0,
+               reverse: bool = False) -> torch.Tensor:
+    """Rotate the last dimension of `x` (shape (..., T, D), D even) by positions `pos`.
+
+    `pos` holds integer positions, shape (T,) shared by the batch, or (B, T) one row per sequence
+    when `x` is (B, H, T, D). `reverse=True` negates every sine term (BICO's reverse rotation).
+    The rotation is computed in fp32 and returned in the dtype of `x`.
+    """
+    D = x.shape[-1]
+    if D % 2:
+        raise ValueError(f"apply_rope needs an even last dimension; got {D}")
+    if pos.shape[-1] != x.shape[-2]:
+        raise ValueError(f"apply_rope: {pos.shape[-1]} positions for {x.shape[-2]} vectors")
+    inv_freq = base ** (-torch.arange(0, D, 2, device=x.device, dtype=torch.float32) / D)
+    angle = pos.to(x.device, torch.float32)[..., None] * inv_freq  # (..., T, D/2)
+    if pos.dim() == 2:
+        angle = angle[:, None]  # one row of positions per sequence, shared by its heads
+    cos, sin = angle.cos(), angle.sin()
+    if reverse:
+        sin = -sin
+    even, odd = x.float()[..., 0::2], x.float()[..., 1::2]
+    out = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)
+    return out.flatten(-2).type_as(x)
