@@ -1,0 +1,67 @@
+"""Lesson 03: the fictitious-people dataset and its word tokenizer."""
+
+import pytest
+
+from tinyrev.facts import FactsConfig, generate
+from tinyrev.tokenizer import WordTokenizer, split_words
+
+pytestmark = pytest.mark.lesson03
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate()
+
+
+def test_subsets_are_disjoint_and_entities_unique(data):
+    people = [p for subset in data.people.values() for p in subset]
+    assert [len(s) for s in data.people.values()] == [30, 30, 30]
+    assert len({n for n, _ in people}) == 90 and len({d for _, d in people}) == 90
+
+
+def test_sizes_of_train_and_tests(data):
+    assert len(data.train) == 30 * 30 + 30 * 30 + 30 * 60
+    assert {t: len(v) for t, v in data.tests.items()} == {
+        "N2D": 300, "D2N": 300, "N2D-reverse": 300, "D2N-reverse": 300, "Both": 600}
+
+
+def test_test_templates_are_never_trained_on(data):
+    decode = lambda ids: data.tokenizer.decode(ids)
+    train_prompts = {decode(e.ids[:e.prompt_len]) for e in data.train}
+    for items in data.tests.values():
+        assert not {decode(it.prompt) for it in items} & train_prompts
+
+
+def test_reverse_tests_ask_the_untrained_direction(data):
+    decode = data.tokenizer.decode
+    name, desc = data.people["p2d"][0]
+    n2d = [it for it in data.tests["N2D"] if decode(it.target) == desc]
+    rev = [it for it in data.tests["N2D-reverse"] if decode(it.target) == name]
+    assert len(n2d) == len(rev) == 10
+    assert all(name in decode(it.prompt) for it in n2d)
+    assert all(desc in decode(it.prompt) for it in rev)
+    assert not any(desc + " " in decode(e.ids[:e.prompt_len]) for e in data.train
+                   if name in decode(e.ids))  # p2d people never appear description-first
+
+
+def test_generation_is_deterministic_and_seeded():
+    a, b, c = generate(FactsConfig(seed=3)), generate(FactsConfig(seed=3)), generate(FactsConfig(seed=4))
+    assert a.people == b.people and [e.ids.tolist() for e in a.train] == [e.ids.tolist() for e in b.train]
+    assert a.people != c.people
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"n_per_subset": 0}, "n_per_subset must be a positive int"),
+    ({"n_train_templates": 40, "n_test_templates": 10}, "generator has 48"),
+])
+def test_bad_sizes_are_named(kw, message):
+    with pytest.raises(ValueError, match=message):
+        FactsConfig(**kw)
+
+
+def test_tokenizer_round_trip_and_unknown_words():
+    assert split_words("Fun fact: Ada's [MASK] ship.") == ["fun", "fact", ":", "ada's", "[MASK]", "ship", "."]
+    tok = WordTokenizer.from_texts(["the quiet poet .", "a poet"])
+    assert tok.decode(tok.encode("The poet.")) == "the poet ."
+    with pytest.raises(ValueError, match="'sailor' is not in the vocabulary"):
+        tok.encode("the sailor")
