@@ -1,0 +1,79 @@
+"""Lesson 03: train.py and eval.py end to end, and their answers to bad input."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.lesson03
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args, cwd=ROOT):
+    p = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return p.returncode, p.stdout, p.stderr
+
+
+def assert_one_line_error(code, err, *words):
+    assert code != 0 and "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    for w in words:
+        assert w in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "ntp-s0"
+    code, stdout, err = run("train.py", "--objective", "ntp", "--steps", "3", "--out", str(out), "--quiet")
+    assert code == 0, err
+    assert "N2D-reverse" in stdout
+    return out
+
+
+def test_train_writes_results_json(run_dir):
+    r = json.loads((run_dir / "results.json").read_text())
+    assert r["task"] == "reversal" and r["objective"] == "ntp" and r["steps"] == 3
+    assert set(r["accuracy"]) == {"N2D", "D2N", "N2D-reverse", "D2N-reverse", "Both"}
+    assert set(r["logprob_margin"]) == set(r["accuracy"])
+    assert all(0 <= a <= 1 for a in r["accuracy"].values()) and r["seconds"] > 0
+
+
+def test_eval_reproduces_the_run(run_dir, tmp_path):
+    code, stdout, err = run("eval.py", str(run_dir), "--json", str(tmp_path / "e.json"))
+    assert code == 0, err
+    again = json.loads((tmp_path / "e.json").read_text())[0]
+    saved = json.loads((run_dir / "results.json").read_text())
+    assert again["accuracy"] == saved["accuracy"]
+
+
+def test_resume_refuses_other_settings(run_dir):
+    code, _, err = run("train.py", "--resume", str(run_dir), "--steps", "5")
+    assert_one_line_error(code, err, "--steps 5 differs from the checkpoint", "(3)")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["train.py", "--objective", "nope"], ["invalid choice: 'nope'", "ntp"]),
+    (["train.py", "--steps", "0"], ["--steps", "positive integer", "'0'"]),
+    (["train.py", "--steps", "-3"], ["--steps", "'-3'"]),
+    (["train.py", "--resume", "no/such/run"], ["no tinyrev checkpoint at no/such/run"]),
+    (["train.py", "--device", "tpu", "--steps", "1"], ["unknown device 'tpu'"]),
+    (["eval.py", "no/such/run"], ["no tinyrev checkpoint at no/such/run"]),
+])
+def test_bad_input_gets_one_line(args, words):
+    assert_one_line_error(*run(*args)[::2], *words)
+
+
+def test_eval_refuses_a_file_that_is_not_a_checkpoint(tmp_path):
+    (tmp_path / "ckpt.pt").write_bytes(b"\x00garbage")
+    assert_one_line_error(*run("eval.py", str(tmp_path))[::2], "not a readable tinyrev checkpoint")
+
+
+def test_eval_refuses_a_checkpoint_of_another_configuration(run_dir, tmp_path):
+    ckpt = torch.load(run_dir / "ckpt.pt", weights_only=True)
+    ckpt["model_config"]["dim"] = 64
+    torch.save(ckpt, tmp_path / "ckpt.pt")
+    assert_one_line_error(*run("eval.py", str(tmp_path))[::2], "does not match")

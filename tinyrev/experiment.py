@@ -1,0 +1,76 @@
+"""One reversal-curse run, end to end: data, model, objective, training, evaluation, results.json.
+
+Covers: what `train.py` and `eval.py` share: building a run from its settings, training it,
+loading it back from its directory and scoring it. Leaves out: argument parsing (the scripts)
+and the loop itself (trainer.py).
+"""
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from . import facts, objectives
+from .evaluate import reversal_scores
+from .model import ModelConfig, Transformer
+from .tokenizer import WordTokenizer
+from .trainer import TrainConfig, fit, load_checkpoint, pick_device
+
+SPAN_POSITIONS = 64  # ABI's learned span offsets: more than any sentence here is long
+
+
+def model_config(objective: str, vocab_size: int) -> ModelConfig:
+    span = SPAN_POSITIONS if objective == "abi" else 0
+    return ModelConfig(vocab_size=vocab_size, span_positions=span)
+
+
+def train_reversal(objective: str, out_dir, *, train_cfg: TrainConfig = TrainConfig(),
+                   facts_cfg: facts.FactsConfig = facts.FactsConfig(), device=None,
+                   resume: dict | None = None, progress: bool = True) -> dict:
+    """Train one objective on the generated facts, score it, write results.json; return results."""
+    make = objectives.get(objective)
+    device = pick_device(device) if not isinstance(device, torch.device) else device
+    data = facts.generate(facts_cfg)
+    torch.manual_seed(train_cfg.seed)
+    model = Transformer(model_config(objective, len(data.tokenizer)))
+    train = data.train
+
+    def make_batch(gen):
+        pick = torch.randint(len(train), (train_cfg.batch_size,), generator=gen).tolist()
+        return make([train[i] for i in pick], gen)
+
+    meta = {"task": "reversal", "objective": objective, "facts": asdict(facts_cfg),
+            "vocab": data.tokenizer.words}
+    t0 = time.perf_counter()
+    fit(model, make_batch, train_cfg, out_dir, device=device, meta=meta, resume=resume,
+        progress=progress)
+    results = score(model, data, objective, train_cfg, device)
+    results["seconds"] = round(time.perf_counter() - t0 + (resume or {}).get("meta", {}).get("seconds", 0), 1)
+    Path(out_dir, "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def score(model, data, objective, train_cfg, device) -> dict:
+    accuracy, margin = reversal_scores(model, data, objective, device)
+    return {"task": "reversal", "objective": objective, "seed": train_cfg.seed,
+            "steps": train_cfg.steps, "accuracy": accuracy, "logprob_margin": margin}
+
+
+def load_run(run_dir, device=None):
+    """(model, data, checkpoint) of a trained reversal run directory."""
+    ckpt = load_checkpoint(run_dir)
+    meta = ckpt["meta"]
+    if meta.get("task") != "reversal":
+        raise ValueError(f"{run_dir} holds a {meta.get('task')!r} run, not a reversal run")
+    data = facts.generate(facts.FactsConfig(**meta["facts"]))
+    if data.tokenizer.words != meta["vocab"]:
+        raise ValueError(f"{run_dir}: its vocabulary differs from the data its settings generate")
+    model = Transformer(ModelConfig(**ckpt["model_config"]))
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError:
+        raise ValueError(f"{run_dir}: the weights do not match the model configuration stored "
+                         f"with them ({ckpt['model_config']})") from None
+    return model.to(device or "cpu"), data, ckpt

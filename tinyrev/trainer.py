@@ -1,0 +1,182 @@
+"""The one training loop, for every objective and task.
+
+Covers: device choice (cuda, then mps, then cpu), fp32 on CPU and bf16 autocast on CUDA, AdamW
+with linear warm-up and cosine decay, a tqdm bar, NaN detection, and checkpoints that are written
+atomically and resume exactly (same weights as a run that was never interrupted).
+Leaves out: gradient accumulation, multiple devices, evaluation during training.
+"""
+
+import contextlib
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from .objectives import IGNORE
+
+CHECKPOINT = "ckpt.pt"
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 1e-3
+    min_lr: float = 1e-4       # where the cosine ends
+    warmup: int = 100
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 0
+    ckpt_every: int = 250
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "ckpt_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive int; got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0; got {self.lr!r}")
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """The named device, or the best one present: cuda, then mps, then cpu."""
+    if name is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise ValueError(f"unknown device {name!r}; use cpu, cuda, cuda:N or mps")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but this torch sees no CUDA GPU")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' asked for, but this torch sees no Apple GPU")
+    return torch.device(name)
+
+
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; plain fp32 elsewhere (bf16 matmuls are ~100x slower on many CPUs)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up over `warmup` steps, then cosine from lr down to min_lr at the last step."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def loss_of(model, batch):
+    """Mean cross-entropy over the positions that have a target."""
+    logits = model(batch.idx, batch.pos, batch.pattern, key_mask=batch.key_mask,
+                   span_pos=batch.span_pos, **batch.options)
+    return F.cross_entropy(logits.flatten(0, 1).float(), batch.targets.flatten(),
+                           ignore_index=IGNORE)
+
+
+def make_optimizer(model, cfg: TrainConfig):
+    # weight decay on matrices only: decaying norm gains towards 0 would fight RMSNorm
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}],
+                             lr=cfg.lr, betas=(0.9, 0.95))
+
+
+def save_checkpoint(path, payload: dict):
+    """Write to a temporary file, flush it to disk, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(payload, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path) -> dict:
+    """Load a run's checkpoint (a run directory or the file itself), tensors and plain data only."""
+    path = Path(path)
+    file = path / CHECKPOINT if path.is_dir() else path
+    if not file.exists():
+        raise ValueError(f"no tinyrev checkpoint at {path} (expected a run directory holding "
+                         f"{CHECKPOINT}, or the file itself)")
+    try:
+        ckpt = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"{file} is not a readable tinyrev checkpoint ({type(e).__name__})") from None
+    needed = {"model", "optimizer", "step", "model_config", "train_config", "rng", "meta"}
+    if not isinstance(ckpt, dict) or not needed <= ckpt.keys():
+        raise ValueError(f"{file} is not a tinyrev checkpoint (it lacks {sorted(needed - set(ckpt))})"
+                         if isinstance(ckpt, dict) else f"{file} is not a tinyrev checkpoint")
+    return ckpt
+
+
+def fit(model, make_batch, cfg: TrainConfig, out_dir, *, device=None, meta=None,
+        resume: dict | None = None, progress: bool = True):
+    """Train `model` for cfg.steps steps of `make_batch(generator) -> Batch`.
+
+    `meta` (plain data: task, objective, tokenizer words...) is stored in every checkpoint.
+    `resume`: a checkpoint dict from `load_checkpoint`; training continues after its step.
+    Returns the model, trained, on `device`.
+    """
+    device = device or pick_device()
+    model.to(device)
+    opt = make_optimizer(model, cfg)
+    gen = torch.Generator().manual_seed(cfg.seed)  # all batch randomness: order, masks, coins
+    start = 0
+    if resume is not None:
+        differ = {k: v for k, v in resume["model_config"].items() if asdict(model.cfg).get(k) != v}
+        if differ:
+            raise ValueError(f"the checkpoint is from another model configuration ({differ}); "
+                             "resume it with the settings it was trained with")
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        gen.set_state(resume["rng"])
+        start = resume["step"]
+    path = Path(out_dir) / CHECKPOINT
+    last_saved = start if resume is not None else None
+
+    def checkpoint(step):
+        nonlocal last_saved
+        save_checkpoint(path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                               "step": step, "model_config": asdict(model.cfg),
+                               "train_config": asdict(cfg), "rng": gen.get_state(),
+                               "meta": meta or {}})
+        last_saved = step
+
+    model.train()
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
+               desc="train", dynamic_ncols=True)
+    running = None
+    for step in bar:
+        batch = make_batch(gen).to(device)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        with autocast(device):
+            loss = loss_of(model, batch)
+        value = loss.item()  # one sync per step buys a NaN check before the weights are touched
+        if not math.isfinite(value):
+            bar.close()
+            kept = "no checkpoint was due yet" if last_saved is None else \
+                f"{path} (step {last_saved}) is kept"
+            raise FloatingPointError(f"loss became {value} at step {step}; training stopped and "
+                                     f"{kept}. Try a lower --lr.")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        running = value if running is None else 0.95 * running + 0.05 * value
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{running:.3f}")
+        if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
+            checkpoint(step + 1)
+    return model
