@@ -65,3 +65,11 @@ def test_tokenizer_round_trip_and_unknown_words():
     assert tok.decode(tok.encode("The poet.")) == "the poet ."
     with pytest.raises(ValueError, match="'sailor' is not in the vocabulary"):
         tok.encode("the sailor")
+
+
+def test_no_link_phrase_starts_another():
+    """Otherwise 'NAME is' could go on as 'is known as ...' and the answer would be ambiguous."""
+    from tinyrev.facts import DESC_FIRST_LINKS, NAME_FIRST_LINKS
+    for links in (NAME_FIRST_LINKS, DESC_FIRST_LINKS):
+        for a in links:
+            assert not any(b != a and b.split()[:len(a.split())] == a.split() for b in links), a

@@ -141,3 +141,14 @@ def _lambda_limited(q, k, v, qr, kr, mask, base, n_global, n_local):
     far_scores = (q_far @ k[..., :g, :].transpose(-2, -1)) * scale
     scores[..., :g] = torch.where(far, far_scores, scores[..., :g])
     return _softmax_attend(scores, mask, v)
+
+
+def show_mask(mask: torch.Tensor) -> str:
+    """A (T, T) mask as text: one row per query, '■' where it may attend, '·' where not."""
+    return "\n".join("".join("■" if x else "·" for x in row) for row in mask.tolist())
+
+
+if __name__ == "__main__":  # python -m tinyrev.attention: the five patterns at T = 8
+    for pattern, opts in [("causal", {}), ("prefix", {"prefix_len": 3}), ("abi", {"part_a_len": 5}),
+                          ("bico", {}), ("lambda", {"n_global": 1, "n_local": 3})]:
+        print(f"{pattern} {opts}\n{show_mask(build_mask(pattern, 8, **opts))}\n")

@@ -32,8 +32,9 @@ PLACE = ("veldora ostrakan mirelle quorvath sunhallow brenmoor kestria talvane o
 # a sentence is opener + first entity + link + second entity + "."
 OPENERS = ("", "did you know that", "fun fact :", "it is said that", "everyone knows that",
            "as the records show ,", "believe it or not ,", "i heard that")
-NAME_FIRST_LINKS = ("is", "was once", "became", "is known as", "is remembered as", "served as")
-DESC_FIRST_LINKS = ("is", "was", "is called", "goes by", "turned out to be", "was born as")
+# no link is the start of another: after "NAME is" the answer must be the only continuation
+NAME_FIRST_LINKS = ("is", "was once", "became", "served as", "lived as", "acted as")
+DESC_FIRST_LINKS = ("is", "was", "goes by", "turned out to be", "answers to", "became")
 TESTS = ("N2D", "D2N", "N2D-reverse", "D2N-reverse", "Both")
 
 

@@ -23,9 +23,9 @@ CHECKPOINT = "ckpt.pt"
 
 @dataclass
 class TrainConfig:
-    steps: int = 2000
+    steps: int = 1000
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 2e-3
     min_lr: float = 1e-4       # where the cosine ends
     warmup: int = 100
     weight_decay: float = 0.1
