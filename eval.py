@@ -2,20 +2,17 @@
 
 Loads each run directory's checkpoint, scores it on the reversal tests (greedy accuracy and
 log-prob margin, the query form chosen by the run's objective) and prints one table, runs of the
-same objective averaged over seeds (mean ± std).
+same objective averaged over seeds (mean ± std). With --prompt TEXT it prints each run's greedy
+completion of TEXT instead.
 """
 
-import warnings
+import json
+from pathlib import Path
 
-warnings.filterwarnings("ignore", message="Failed to initialize NumPy")  # torch without numpy
-
-import json  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from tinyrev import cli  # noqa: E402
-from tinyrev.evaluate import table  # noqa: E402
-from tinyrev.experiment import load_run, score  # noqa: E402
-from tinyrev.trainer import TrainConfig, pick_device  # noqa: E402
+from tinyrev import cli
+from tinyrev.evaluate import complete, table
+from tinyrev.experiment import load_run, score
+from tinyrev.trainer import TrainConfig, pick_device
 
 
 def main():
@@ -23,13 +20,19 @@ def main():
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="directories written by train.py")
     p.add_argument("--json", metavar="PATH", help="also write the results as a JSON list")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best one present)")
+    p.add_argument("--prompt", metavar="TEXT", help="print each run's greedy completion of TEXT")
     args = p.parse_args()
     device = pick_device(args.device)
-    results = []
-    for run in args.runs:
-        model, data, ckpt = load_run(run, device)
-        r = score(model, data, ckpt["meta"]["objective"], TrainConfig(**ckpt["train_config"]), device)
-        results.append({**r, "run": str(run)})
+    runs = [(run, *load_run(run, device)) for run in args.runs]
+    if args.prompt is not None:
+        for run, model, data, ckpt in runs:
+            objective = ckpt["meta"]["objective"]
+            answer = complete(model, data.tokenizer, objective, args.prompt, device=device)
+            print(f"{run} ({objective}): {args.prompt} -> {answer}")
+        return
+    results = [{**score(model, data, ckpt["meta"]["objective"],
+                        TrainConfig(**ckpt["train_config"]), device), "run": str(run)}
+               for run, model, data, ckpt in runs]
     print(table(results))
     print()
     print(table(results, "logprob_margin"))

@@ -76,4 +76,12 @@ def test_eval_refuses_a_checkpoint_of_another_configuration(run_dir, tmp_path):
     ckpt = torch.load(run_dir / "ckpt.pt", weights_only=True)
     ckpt["model_config"]["dim"] = 64
     torch.save(ckpt, tmp_path / "ckpt.pt")
-    assert_one_line_error(*run("eval.py", str(tmp_path))[::2], "does not match")
+    assert_one_line_error(*run("eval.py", str(tmp_path))[::2], "do not match the model configuration")
+
+
+def test_prompt_completion_and_unknown_words(run_dir):
+    code, stdout, err = run("eval.py", str(run_dir), "--prompt", "The")
+    assert code == 0, err
+    assert "(ntp): The ->" in stdout
+    code, _, err = run("eval.py", str(run_dir), "--prompt", "the zorblax")
+    assert_one_line_error(code, err, "'zorblax' is not in the vocabulary")

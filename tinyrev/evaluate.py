@@ -13,7 +13,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from .model import generate
-from .tokenizer import MASK, PAD, START
+from .tokenizer import BOS, END, EOS, MASK, PAD, START
 
 
 def _query(objective, queries):
@@ -78,6 +78,27 @@ def reversal_scores(model, data, objective: str, device="cpu"):
             margins += (good - bad).tolist()
         accuracy[test], margin[test] = correct / len(items), statistics.fmean(margins)
     return accuracy, margin
+
+
+@torch.no_grad()
+def complete(model, tokenizer, objective: str, text: str, max_new_tokens: int = 12,
+             device="cpu") -> str:
+    """Greedy completion of `text`, asked the way `objective` was trained.
+
+    For ABI the text is Part A: it should hold a [MASK] where the answer goes (one is appended
+    when it has none), and the answer is the span decoded after [START], up to [END].
+    """
+    model.eval()
+    ids = tokenizer.encode(text)
+    if objective == "abi":
+        ids = [BOS] + ids + ([] if MASK in ids else [MASK]) + [EOS]
+    else:
+        ids = [BOS] + ids
+    idx, pos, span, pattern, options = _query(objective, torch.tensor([ids], device=device))
+    out = generate(model, idx, max_new_tokens, pos=pos, span_pos=span, pattern=pattern, **options)
+    words = out[0].tolist()
+    stop = END if objective == "abi" else EOS
+    return tokenizer.decode(words[:words.index(stop)] if stop in words else words)
 
 
 def table(results: list, key: str = "accuracy") -> str:

@@ -155,3 +155,17 @@ def generate(cfg: FactsConfig = FactsConfig()) -> ReversalData:
                                         other=tok.encode(" ".join(wrong)),
                                         infill=[BOS] + ids[:s] + [MASK] + ids[e:] + [EOS]))
     return ReversalData(tok, train, tests, people)
+
+
+if __name__ == "__main__":  # python -m tinyrev.facts: what the model is trained and tested on
+    data = generate()
+    decode = data.tokenizer.decode
+    for subset, people in data.people.items():
+        print(f"{subset}: {len(people)} people, e.g. {people[0][0]!r} = {people[0][1]!r}")
+    print(f"\n{len(data.train)} training sentences, {len(data.tokenizer)} words; the first three:")
+    for e in data.train[:3]:
+        print("  ", decode(e.ids))
+    for test, items in data.tests.items():
+        it = items[0]
+        print(f"\n{test} ({len(items)} items)\n   prompt: {decode(it.prompt)}\n   target: "
+              f"{decode(it.target)}\n   ABI query: {decode(it.infill)}")

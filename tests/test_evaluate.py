@@ -1,0 +1,48 @@
+"""Lesson 03: the two ways of asking (causal prompt, ABI blank) agree between decoding and scoring."""
+
+import pytest
+import torch
+
+from tinyrev.evaluate import _answer_logprob, _query, complete, table
+from tinyrev.facts import FactsConfig, generate as make_data
+from tinyrev.model import ModelConfig, Transformer, generate
+from tinyrev.tokenizer import PAD
+
+pytestmark = pytest.mark.lesson03
+
+DATA = make_data(FactsConfig(n_per_subset=3, n_train_templates=2, n_test_templates=1))
+
+
+@pytest.mark.parametrize("objective", ["ntp", "prefix", "abi"])
+def test_teacher_forced_scoring_agrees_with_cached_decoding(objective):
+    """Greedy decoding (KV cache, one token at a time) and teacher-forced scoring (one pass) must
+    place every answer token at the same position: then each greedy token is also the most
+    likely one when scored. A position or span-offset mismatch breaks this."""
+    torch.manual_seed(0)
+    V = len(DATA.tokenizer)
+    model = Transformer(ModelConfig(vocab_size=V, dim=32, n_layers=2, n_heads=2,
+                                    span_positions=16 if objective == "abi" else 0)).eval()
+    item = DATA.tests["N2D"][0]
+    queries = torch.tensor([item.infill if objective == "abi" else item.prompt])
+    idx, pos, span, pattern, options = _query(objective, queries)
+    answer = generate(model, idx, 4, pos=pos, span_pos=span, pattern=pattern, **options)[0].tolist()
+    for k in range(4):
+        if answer[k] == PAD:  # scoring skips padding, so a PAD answer cannot be compared
+            continue
+        candidates = [answer[:k] + [t] for t in range(1, V)]
+        scores = _answer_logprob(model, objective, queries.expand(V - 1, -1), candidates)
+        assert scores.argmax().item() + 1 == answer[k]
+
+
+def test_complete_blanks_the_end_for_abi_and_stops_at_end_token():
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(vocab_size=len(DATA.tokenizer), dim=32, n_layers=2, n_heads=2,
+                                    span_positions=16))
+    out = complete(model, DATA.tokenizer, "abi", "the", max_new_tokens=3)
+    assert isinstance(out, str) and "[END]" not in out and len(out.split()) <= 3
+
+
+def test_table_shows_mean_and_std_over_seeds():
+    runs = [{"objective": "ntp", "accuracy": {"N2D": a}} for a in (0.5, 1.0)]
+    text = table(runs)
+    assert "75.0 ± 35.4" in text and text.splitlines()[1].endswith("2")
