@@ -5,20 +5,16 @@ prints its table. Several objectives or seeds (`--objective all --seed 0 1 2`) t
 another into --out/OBJECTIVE-sSEED and end with the mean ± std table.
 """
 
-import warnings
+import json
+from dataclasses import replace
+from pathlib import Path
 
-warnings.filterwarnings("ignore", message="Failed to initialize NumPy")  # torch without numpy
-
-import json  # noqa: E402
-from dataclasses import replace  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from tinyrev import cli  # noqa: E402
-from tinyrev.evaluate import table  # noqa: E402
-from tinyrev.experiment import train_reversal  # noqa: E402
-from tinyrev.facts import FactsConfig  # noqa: E402
-from tinyrev.objectives import OBJECTIVES  # noqa: E402
-from tinyrev.trainer import TrainConfig, load_checkpoint  # noqa: E402
+from tinyrev import cli
+from tinyrev.evaluate import table
+from tinyrev.experiment import train_reversal
+from tinyrev.facts import FactsConfig
+from tinyrev.objectives import OBJECTIVES
+from tinyrev.trainer import TrainConfig, load_checkpoint
 
 
 def parse():

@@ -6,4 +6,9 @@ patterns, the data, the training objectives and the loop; it leaves out tokenize
 list, distributed training and anything a small CPU run does not need.
 """
 
+import warnings
+
+# torch warns at import when numpy is absent; tinyrev never needs numpy, so say nothing
+warnings.filterwarnings("ignore", message="Failed to initialize NumPy")
+
 __version__ = "0.1.0"
