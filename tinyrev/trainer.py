@@ -163,16 +163,16 @@ def fit(model, make_batch, cfg: TrainConfig, out_dir, *, device=None, meta=None,
             group["lr"] = lr_at(step, cfg)
         with autocast(device):
             loss = loss_of(model, batch)
-        value = loss.item()  # one sync per step buys a NaN check before the weights are touched
-        if not math.isfinite(value):
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
+        value = loss.item()  # one sync per step buys a check before the weights are touched
+        if not (math.isfinite(value) and math.isfinite(norm)):
             bar.close()
             kept = "no checkpoint was due yet" if last_saved is None else \
                 f"{path} (step {last_saved}) is kept"
-            raise FloatingPointError(f"loss became {value} at step {step}; training stopped and "
-                                     f"{kept}. Try a lower --lr.")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            raise FloatingPointError(f"training diverged at step {step} (loss {value}, gradient "
+                                     f"norm {norm}); it stopped and {kept}. Try a lower --lr.")
         opt.step()
         running = value if running is None else 0.95 * running + 0.05 * value
         if step % 10 == 0:
