@@ -50,6 +50,13 @@ def test_eval_reproduces_the_run(run_dir, tmp_path):
     assert again["accuracy"] == saved["accuracy"]
 
 
+def test_a_trained_run_is_never_overwritten(run_dir):
+    before = (run_dir / "ckpt.pt").read_bytes()
+    code, _, err = run("train.py", "--objective", "ntp", "--steps", "2", "--out", str(run_dir))
+    assert_one_line_error(code, err, "already holds a trained run", "--resume")
+    assert (run_dir / "ckpt.pt").read_bytes() == before
+
+
 def test_resume_refuses_other_settings(run_dir):
     code, _, err = run("train.py", "--resume", str(run_dir), "--steps", "5")
     assert_one_line_error(code, err, "--steps 5 differs from the checkpoint", "(3)")

@@ -16,7 +16,7 @@ from . import facts, objectives
 from .evaluate import reversal_scores
 from .model import ModelConfig, Transformer
 from .tokenizer import WordTokenizer
-from .trainer import TrainConfig, fit, load_checkpoint, pick_device
+from .trainer import CHECKPOINT, TrainConfig, fit, load_checkpoint, pick_device
 
 SPAN_POSITIONS = 64  # ABI's learned span offsets: more than any sentence here is long
 
@@ -31,6 +31,9 @@ def train_reversal(objective: str, out_dir, *, train_cfg: TrainConfig = TrainCon
                    resume: dict | None = None, progress: bool = True) -> dict:
     """Train one objective on the generated facts, score it, write results.json; return results."""
     make = objectives.get(objective)
+    if resume is None and (Path(out_dir) / CHECKPOINT).exists():
+        raise ValueError(f"{out_dir} already holds a trained run; continue it with --resume "
+                         f"{out_dir}, or give another --out (nothing was overwritten)")
     device = pick_device(device) if not isinstance(device, torch.device) else device
     data = facts.generate(facts_cfg)
     torch.manual_seed(train_cfg.seed)
