@@ -57,9 +57,8 @@ def main():
         objectives = list(OBJECTIVES) if "all" in (args.objective or []) else (args.objective or ["ntp"])
         seeds = args.seed or [0]
         many = len(objectives) * len(seeds) > 1
-        base = TrainConfig()
-        base = replace(base, **{k: v for k, v in [("steps", args.steps), ("lr", args.lr),
-                                                   ("batch_size", args.batch_size)] if v is not None})
+        given = {"steps": args.steps, "lr": args.lr, "batch_size": args.batch_size}
+        base = TrainConfig(**{k: v for k, v in given.items() if v is not None})
         results = []
         for objective in objectives:
             for seed in seeds:

@@ -60,14 +60,14 @@ def reversal_scores(model, data, objective: str, device="cpu"):
     """{test: accuracy} and {test: mean log-prob margin} over `data.tests`."""
     model.eval()
     accuracy, margin = {}, {}
+    ask = (lambda it: it.infill) if objective == "abi" else (lambda it: it.prompt)
     for test, items in data.tests.items():
         groups = defaultdict(list)  # queries of one length decode together, without padding
         for it in items:
-            groups[len(it.infill if objective == "abi" else it.prompt)].append(it)
+            groups[len(ask(it))].append(it)
         correct, margins = 0, []
         for group in groups.values():
-            queries = torch.tensor([it.infill if objective == "abi" else it.prompt
-                                    for it in group], device=device)
+            queries = torch.tensor([ask(it) for it in group], device=device)
             idx, pos, span, pattern, options = _query(objective, queries)
             L = max(len(it.target) for it in group)
             out = generate(model, idx, L, pos=pos, span_pos=span, pattern=pattern, **options)

@@ -15,7 +15,6 @@ import torch
 from . import facts, objectives
 from .evaluate import reversal_scores
 from .model import ModelConfig, Transformer
-from .tokenizer import WordTokenizer
 from .trainer import CHECKPOINT, TrainConfig, fit, load_checkpoint, pick_device
 
 SPAN_POSITIONS = 64  # ABI's learned span offsets: more than any sentence here is long

@@ -35,7 +35,6 @@ OPENERS = ("", "did you know that", "fun fact :", "it is said that", "everyone k
 # no link is the start of another: after "NAME is" the answer must be the only continuation
 NAME_FIRST_LINKS = ("is", "was once", "became", "served as", "lived as", "acted as")
 DESC_FIRST_LINKS = ("is", "was", "goes by", "turned out to be", "answers to", "became")
-TESTS = ("N2D", "D2N", "N2D-reverse", "D2N-reverse", "Both")
 
 
 @dataclass
@@ -51,7 +50,7 @@ class FactsConfig:
                 raise ValueError(f"{name} must be a positive int; got {getattr(self, name)!r}")
         if self.n_per_subset < 2:
             raise ValueError("n_per_subset must be >= 2: the log-prob margin compares two people")
-        most = len(OPENERS) * len(NAME_FIRST_LINKS)
+        most = len(OPENERS) * min(len(NAME_FIRST_LINKS), len(DESC_FIRST_LINKS))
         if self.n_train_templates + self.n_test_templates > most:
             raise ValueError(f"{self.n_train_templates} + {self.n_test_templates} templates "
                              f"asked for; the generator has {most} per direction")
@@ -114,7 +113,7 @@ def generate(cfg: FactsConfig = FactsConfig()) -> ReversalData:
     name_first = _templates(NAME_FIRST_LINKS, rng, cfg)   # (train, test)
     desc_first = _templates(DESC_FIRST_LINKS, rng, cfg)
 
-    # raw sentences: (words, entity spans, index where the answer starts)
+    # raw sentences: (words, (name span, description span) in word order, a wrong answer)
     def sentences(subset, name_first_order, split):
         out = []
         for i, (name, desc) in enumerate(people[subset]):

@@ -114,9 +114,9 @@ def load_checkpoint(path) -> dict:
     except Exception as e:
         raise ValueError(f"{file} is not a readable tinyrev checkpoint ({type(e).__name__})") from None
     needed = {"model", "optimizer", "step", "model_config", "train_config", "rng", "meta"}
-    if not isinstance(ckpt, dict) or not needed <= ckpt.keys():
-        raise ValueError(f"{file} is not a tinyrev checkpoint (it lacks {sorted(needed - set(ckpt))})"
-                         if isinstance(ckpt, dict) else f"{file} is not a tinyrev checkpoint")
+    missing = sorted(needed - set(ckpt)) if isinstance(ckpt, dict) else ["everything"]
+    if missing:
+        raise ValueError(f"{file} is not a tinyrev checkpoint (it lacks {missing})")
     return ckpt
 
 
