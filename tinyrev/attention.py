@@ -8,7 +8,9 @@ q, k and v arrive *unrotated*: BICO rotates the two triangles of the score matri
 and Λ rotates its global branch differently from its local one, so rotation belongs here.
 
 Keys and queries: k and v hold the whole sequence (T_k positions, `pos` has length T_k); q holds
-its last T_q positions. T_q == T_k in training; T_q < T_k while decoding with a KV cache.
+its last T_q positions. T_q == T_k in training; T_q < T_k while decoding with a KV cache. Λ reads
+its mask off the positions rather than the indices, so it also works on a bounded cache, whose
+keys skip the middle of the text.
 """
 
 import math
@@ -55,17 +57,23 @@ def build_mask(pattern: str, T: int, *, prefix_len=None, part_a_len=None, n_glob
     if pattern == "abi":
         return (j <= i) | (j < _prefix_length("part_a_len", part_a_len, T, device))
     if pattern == "lambda":
-        n_global, n_local = _lambda_sizes(n_global, n_local)
-        return (j <= i) & ((i - j < n_local) | (j < n_global))
+        return lambda_mask(i[:, 0], j[0], n_global, n_local)
     return j <= i
 
 
-def _lambda_sizes(n_global, n_local):
-    if not isinstance(n_local, int) or n_local < 1:
-        raise ValueError(f"`n_local` (the Λ window) must be an int >= 1; got {n_local!r}")
-    if not isinstance(n_global, int) or n_global < 0:
-        raise ValueError(f"`n_global` (Λ's first tokens kept) must be an int >= 0; got {n_global!r}")
-    return n_global, n_local
+def lambda_mask(q_pos, k_pos, n_global, n_local) -> torch.Tensor:
+    """(T_q, T_k) Λ mask from positions: key j is visible to query i iff j <= i and it lies in the
+    local branch (i - j < n_local) or the global one (j < n_global)."""
+    check_lambda_sizes(n_global, n_local)
+    i, j = q_pos[:, None], k_pos[None, :]
+    return (j <= i) & ((i - j < n_local) | (j < n_global))
+
+
+def check_lambda_sizes(n_global, n_local):
+    if isinstance(n_local, bool) or not isinstance(n_local, int) or n_local < 1:
+        raise ValueError(f"n_local (the Λ window) must be an integer >= 1; got {n_local!r}")
+    if isinstance(n_global, bool) or not isinstance(n_global, int) or n_global < 0:
+        raise ValueError(f"n_global (Λ's first tokens kept) must be an integer >= 0; got {n_global!r}")
 
 
 def attention(q, k, v, pos, pattern: str = "causal", *, key_mask=None, base: float = 10000.0,
@@ -79,7 +87,13 @@ def attention(q, k, v, pos, pattern: str = "causal", *, key_mask=None, base: flo
     A query with no visible key returns a zero vector instead of NaN.
     """
     T_q, T_k = q.shape[-2], k.shape[-2]
-    mask = build_mask(pattern, T_k, device=q.device, **options)[..., T_k - T_q:, :]
+    if pattern == "lambda":
+        if pos.dim() != 1:
+            raise ValueError(f"Λ attention takes one position vector (T,) for the whole batch; "
+                             f"got positions of shape {tuple(pos.shape)}")
+        mask = lambda_mask(pos[T_k - T_q:], pos, options.get("n_global"), options.get("n_local"))
+    else:
+        mask = build_mask(pattern, T_k, device=q.device, **options)[..., T_k - T_q:, :]
     if mask.dim() == 3:
         mask = mask[:, None]  # (B, 1, T_q, T_k): one mask per sequence, shared by its heads
     empty = None
@@ -89,16 +103,16 @@ def attention(q, k, v, pos, pattern: str = "causal", *, key_mask=None, base: flo
         empty = ~mask.any(-1, keepdim=True)
         mask = mask | empty
     q_pos = pos[..., T_k - T_q:]
-    qr, kr = apply_rope(q, q_pos, base=base), apply_rope(k, pos, base=base)
-
-    if pattern == "bico":
-        out = _bico(q, k, v, qr, kr, q_pos, pos, mask, base)
-    elif pattern == "lambda" and distance_limit and options.get("n_global", 0) > 0:
-        out = _lambda_limited(q, k, v, qr, kr, mask, base, options["n_global"], options["n_local"])
-    elif pattern == "causal" and empty is None and T_q == T_k:
-        out = F.scaled_dot_product_attention(qr, kr, v, is_causal=True)
+    if pattern == "lambda" and distance_limit and options["n_global"] > 0:
+        out = _softmax_attend(lambda_scores(q, k, q_pos, pos, base=base, **options), mask, v)
     else:
-        out = F.scaled_dot_product_attention(qr, kr, v, attn_mask=mask)
+        qr, kr = apply_rope(q, q_pos, base=base), apply_rope(k, pos, base=base)
+        if pattern == "bico":
+            out = _bico(q, k, v, qr, kr, q_pos, pos, mask, base)
+        elif pattern == "causal" and empty is None and T_q == T_k:
+            out = F.scaled_dot_product_attention(qr, kr, v, is_causal=True)
+        else:
+            out = F.scaled_dot_product_attention(qr, kr, v, attn_mask=mask)
     return out if empty is None else out.masked_fill(empty, 0.0)
 
 
@@ -124,23 +138,24 @@ def _bico(q, k, v, qr, kr, q_pos, pos, mask, base):
     return _softmax_attend(torch.where(lower, forward, backward), mask, v)
 
 
-def _lambda_limited(q, k, v, qr, kr, mask, base, n_global, n_local):
-    """Λ with LM-Infinite's distance limit: no key is ever seen farther away than n_local.
+def lambda_scores(q, k, q_pos, pos, *, base: float = 10000.0, n_global: int, n_local: int):
+    """Λ's scores with LM-Infinite's distance limit: no key is ever seen farther than n_local.
 
     Inside the window, ordinary RoPE. For a global key outside the window, the key stays
     unrotated (position 0) and the query is rotated to position n_local, so every such key sits
-    at distance exactly n_local, the largest distance training showed. Assumes pos = 0..T-1.
+    at distance exactly n_local, the largest distance training showed, wherever the query is.
+    Positions ascend, so the global keys (positions < n_global) are the first g keys, in a full
+    sequence or a bounded cache. Scores of keys outside both branches are left for the mask.
     """
-    T_q, T_k = q.shape[-2], k.shape[-2]
     scale = 1.0 / math.sqrt(q.shape[-1])
+    qr, kr = apply_rope(q, q_pos, base=base), apply_rope(k, pos, base=base)
     scores = (qr @ kr.transpose(-2, -1)) * scale
-    g = min(n_global, T_k)
-    i = torch.arange(T_k - T_q, T_k, device=q.device)[:, None]
-    far = i - torch.arange(g, device=q.device)[None, :] >= n_local  # global keys outside window
-    q_far = apply_rope(q, torch.full((T_q,), n_local, device=q.device), base=base)
+    g = int((pos < n_global).sum())
+    far = q_pos[:, None] - pos[None, :g] >= n_local  # global keys outside the query's window
+    q_far = apply_rope(q, torch.full_like(q_pos, n_local), base=base)
     far_scores = (q_far @ k[..., :g, :].transpose(-2, -1)) * scale
     scores[..., :g] = torch.where(far, far_scores, scores[..., :g])
-    return _softmax_attend(scores, mask, v)
+    return scores
 
 
 def show_mask(mask: torch.Tensor) -> str:
