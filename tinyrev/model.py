@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from .attention import attention
+from .attention import attention, check_lambda_sizes
 
 
 @dataclass
@@ -72,20 +72,53 @@ class FeedForward(nn.Module):
 
 
 class KVCache:
-    """Per-layer keys and values of everything seen so far, stored *before* rotation."""
+    """Per-layer keys, values and their positions, stored *before* rotation.
 
-    def __init__(self, n_layers: int):
-        self.k = [None] * n_layers
-        self.v = [None] * n_layers
+    Unbounded by default: every token stays, in buffers that double when full, so an append costs
+    O(1) on average instead of a copy of everything cached. With `n_local` set it is Λ's bounded
+    cache: only the first `n_global` and the last `n_local` tokens stay, and memory is constant
+    however long the text grows. Λ attention sees exactly those keys, so nothing is lost.
+    """
+
+    def __init__(self, n_layers: int, *, n_global: int = 0, n_local: int | None = None):
+        if n_local is not None:
+            check_lambda_sizes(n_global, n_local)
+        self.n_global, self.n_local = n_global, n_local
+        self.buffers = [None] * n_layers  # per layer: [k, v, pos], with spare room at the end
+        self.sizes = [0] * n_layers       # how many tokens each layer's buffers hold
+        self.seen = 0                     # tokens ever stored, kept or forgotten since
 
     def __len__(self):
-        return 0 if self.k[0] is None else self.k[0].shape[-2]
+        return self.sizes[0]
 
-    def append(self, layer: int, k, v):
-        if self.k[layer] is not None:
-            k, v = torch.cat((self.k[layer], k), dim=-2), torch.cat((self.v[layer], v), dim=-2)
-        self.k[layer], self.v[layer] = k, v
-        return k, v
+    def nbytes(self) -> int:
+        """Memory the buffers take, spare room included."""
+        return sum(x.nbytes for layer in self.buffers if layer for x in layer)
+
+    def update(self, layer: int, k, v, pos):
+        """Store new (B, H, T, Dh) keys and values at positions `pos` (..., T); return every
+        cached key, value and position (new ones last) for this step's attention."""
+        new, n, T = (k, v, pos), self.sizes[layer], k.shape[-2]
+        time = (-2, -2, -1)  # the token axis of keys, values and positions
+        buf = self.buffers[layer]
+        if self.n_local is not None and n > self.n_global + self.n_local:
+            # forget the middle now rather than at the end of the previous call, whose views of
+            # the buffers were still in use
+            g, keep = self.n_global, self.n_local
+            for x, d in zip(buf, time):
+                x.narrow(d, g, keep).copy_(x.narrow(d, n - keep, keep).clone())
+            n = g + keep
+        if buf is None or n + T > buf[0].shape[-2]:
+            size = max(64, 2 * (n + T))
+            grown = [x.new_empty(*x.shape[:d], size, *x.shape[d:][1:]) for x, d in zip(new, time)]
+            for x, old, d in zip(grown, buf or (), time):
+                x.narrow(d, 0, n).copy_(old.narrow(d, 0, n))
+            buf = self.buffers[layer] = grown
+        for x, y, d in zip(buf, new, time):
+            x.narrow(d, n, T).copy_(y)
+        self.sizes[layer] = n + T
+        self.seen += T if layer == 0 else 0
+        return tuple(x.narrow(d, 0, n + T) for x, d in zip(buf, time))
 
 
 class Attention(nn.Module):
@@ -98,7 +131,7 @@ class Attention(nn.Module):
     def forward(self, x, pos, pattern, key_mask, cache, options):
         q, k, v = rearrange(self.wqkv(x), "b t (n h d) -> n b h t d", n=3, h=self.n_heads)
         if cache is not None:
-            k, v = cache.append(self.layer, k, v)
+            k, v, pos = cache.update(self.layer, k, v, pos)
         out = attention(q, k, v, pos, pattern, key_mask=key_mask, base=self.base, **options)
         return self.wo(rearrange(out, "b h t d -> b t (h d)"))
 
@@ -142,13 +175,19 @@ class Transformer(nn.Module):
                 cache: KVCache | None = None, **options):
         """Logits (B, T, vocab) for tokens `idx` (B, T).
 
-        pos: positions of every key, (T_k,) or (B, T_k), where T_k counts cached tokens too;
-        default 0..T_k-1. span_pos: (B, T) offsets inside ABI spans (0 in Part A), needs
+        pos: positions of these T tokens, (T,) or (B, T); default: the T integers after the
+        tokens the cache has seen (0..T-1 without one). The cache keeps its tokens' positions. span_pos: (B, T) offsets inside ABI spans (0 in Part A), needs
         `span_positions > 0`. key_mask, options: see `attention.attention`.
         """
-        T_k = idx.shape[1] + (len(cache) if cache is not None else 0)
         if pos is None:
-            pos = torch.arange(T_k, device=idx.device)
+            start = cache.seen if cache is not None else 0
+            pos = torch.arange(start, start + idx.shape[1], device=idx.device)
+        if cache is not None and cache.n_local is not None:
+            sizes = (options.get("n_global"), options.get("n_local"))
+            if pattern != "lambda" or sizes != (cache.n_global, cache.n_local):
+                raise ValueError(f"a bounded cache keeps Λ's keys for n_global={cache.n_global}, "
+                                 f"n_local={cache.n_local}; it cannot serve pattern {pattern!r} "
+                                 f"with (n_global, n_local)={sizes}")
         x = self.embed(idx)
         if span_pos is not None:
             if self.span_embed is None:
@@ -186,22 +225,26 @@ def sample_next(logits, temperature: float = 0.0, top_k: int | None = None,
 @torch.no_grad()
 def generate(model: Transformer, idx, max_new_tokens: int, *, pos=None, span_pos=None,
              pattern: str = "causal", temperature: float = 0.0, top_k=None, top_p=None,
-             generator=None, **options):
+             generator=None, cache: KVCache | None = None, **options):
     """Continue each row of `idx` (B, T) by `max_new_tokens` tokens, with a KV cache.
 
     Positions of new tokens: the next integer after the last one; in blank infilling (span_pos
     given) the position stays at the [MASK]'s and the span offset grows by one instead, as GLM
-    decodes a span. Returns only the new tokens, (B, max_new_tokens).
+    decodes a span. Under Λ the cache is bounded: it keeps only the keys Λ can see.
+    `cache`: continue from a cache of earlier calls (then idx holds only the tokens it lacks).
+    Returns only the new tokens, (B, max_new_tokens).
     """
-    B, T = idx.shape
-    pos = torch.arange(T, device=idx.device) if pos is None else pos
-    cache, out, x = KVCache(model.cfg.n_layers), [], idx
+    if cache is None:
+        bounded = {k: options.get(k) for k in ("n_global", "n_local")} if pattern == "lambda" else {}
+        cache = KVCache(model.cfg.n_layers, **bounded)
+    if pos is None:
+        pos = torch.arange(cache.seen, cache.seen + idx.shape[1], device=idx.device)
+    out, x = [], idx
     for _ in range(max_new_tokens):
         logits = model(x, pos, pattern, span_pos=span_pos, cache=cache, **options)
         x = sample_next(logits[:, -1], temperature, top_k, top_p, generator)[:, None]
         out.append(x)
-        step = 0 if span_pos is not None else 1
-        pos = torch.cat((pos, pos[..., -1:] + step), dim=-1)
+        pos = pos[..., -1:] + (0 if span_pos is not None else 1)
         if span_pos is not None:
             span_pos = span_pos[:, -1:] + 1
     return torch.cat(out, dim=1)
