@@ -18,7 +18,7 @@ def run(*args, cwd=ROOT):
 
 
 def assert_one_line_error(code, err, *words):
-    assert code != 0 and "Traceback" not in err, err
+    assert code == 2 and "Traceback" not in err, (code, err)
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
     for w in words:

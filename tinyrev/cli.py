@@ -29,6 +29,9 @@ def run(main, prog: str):
     try:
         main()
     except (ValueError, FloatingPointError) as e:
-        sys.exit(f"{prog}: error: {e}")
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        sys.exit(2)  # as argparse does for bad flags
     except KeyboardInterrupt:
-        sys.exit(f"\n{prog}: interrupted; the last checkpoint is kept, continue with --resume RUN_DIR")
+        print(f"\n{prog}: interrupted; the last checkpoint is kept, continue with --resume RUN_DIR",
+              file=sys.stderr)
+        sys.exit(130)  # the shell's code for Ctrl-C
