@@ -1,8 +1,10 @@
-"""Train and evaluate reversal-curse runs: `python train.py --objective bico`.
+"""Train runs: `python train.py --objective bico`, or `python train.py --task length`.
 
-One run writes DIR/ckpt.pt and DIR/results.json (DIR = --out, default runs/OBJECTIVE-sSEED) and
-prints its table. Several objectives or seeds (`--objective all --seed 0 1 2`) train one after
-another into --out/OBJECTIVE-sSEED and end with the mean ± std table.
+Reversal task (the default): one run writes DIR/ckpt.pt and DIR/results.json (DIR = --out,
+default runs/OBJECTIVE-sSEED) and prints its table. Several objectives or seeds (`--objective all
+--seed 0 1 2`) train one after another into --out/OBJECTIVE-sSEED and end with the mean ± std table.
+Length task: one causal run at --length tokens into DIR (default runs/length-sSEED); evaluate it
+past that length with `python eval.py --task length DIR`.
 """
 
 import json
@@ -13,63 +15,102 @@ from tinyrev import cli
 from tinyrev.evaluate import table
 from tinyrev.experiment import train_reversal
 from tinyrev.facts import FactsConfig
+from tinyrev.length import LENGTH_TRAINING, TRAIN_LEN, train_length
+from tinyrev.longtext import LongTextConfig
 from tinyrev.objectives import OBJECTIVES
 from tinyrev.trainer import TrainConfig, load_checkpoint
 
 
 def parse():
     p = cli.Parser(prog="train.py", description=__doc__.splitlines()[0])
+    p.add_argument("--task", choices=("reversal", "length"),
+                   help="reversal curse (default) or length generalization")
+    p.add_argument("--length", type=cli.positive_int,
+                   help=f"length task: the training length L (default: {TRAIN_LEN})")
     p.add_argument("--objective", nargs="+", choices=OBJECTIVES + ("all",),
                    help="training objective(s); 'all' is every one (default: ntp)")
     p.add_argument("--seed", nargs="+", type=int, help="training seed(s) (default: 0)")
-    p.add_argument("--steps", type=cli.positive_int, help=f"optimizer steps (default: {TrainConfig.steps})")
-    p.add_argument("--batch-size", type=cli.positive_int, help=f"default: {TrainConfig.batch_size}")
+    p.add_argument("--steps", type=cli.positive_int, help=f"optimizer steps (default: "
+                   f"{TrainConfig.steps}; length task {LENGTH_TRAINING.steps})")
+    p.add_argument("--batch-size", type=cli.positive_int, help=f"default: {TrainConfig.batch_size}"
+                   f"; length task {LENGTH_TRAINING.batch_size}")
     p.add_argument("--lr", type=float, help=f"peak learning rate (default: {TrainConfig.lr})")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best one present)")
     p.add_argument("--out", help="run directory; with several runs, their parent (default: runs)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p.parse_args()
+    args = p.parse_args()
+    if args.task == "length" and args.objective:
+        p.error("--objective is for the reversal task; the length task trains causally (ntp)")
+    if args.task != "length" and args.length and not args.resume:
+        p.error("--length is for the length task (--task length)")
+    return args
 
 
 def resume(args):
     ckpt = load_checkpoint(args.resume)
     meta, saved = ckpt["meta"], TrainConfig(**ckpt["train_config"])
-    given = {"objective": args.objective and args.objective[0], "seed": args.seed and args.seed[0],
-             "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr}
-    stored = {"objective": meta.get("objective"), "seed": saved.seed, "steps": saved.steps,
-              "batch_size": saved.batch_size, "lr": saved.lr}
+    given = {"task": args.task, "objective": args.objective and args.objective[0],
+             "seed": args.seed and args.seed[0], "steps": args.steps,
+             "batch_size": args.batch_size, "lr": args.lr, "length": args.length}
+    stored = {"task": meta.get("task"), "objective": meta.get("objective"), "seed": saved.seed,
+              "steps": saved.steps, "batch_size": saved.batch_size, "lr": saved.lr,
+              "length": meta.get("train_len")}
     for name, value in given.items():
         if value is not None and value != stored[name]:
             raise ValueError(f"--{name.replace('_', '-')} {value} differs from the checkpoint in "
                              f"{args.resume} ({stored[name]}); drop the flag to resume that run")
     print(f"resuming {args.resume} at step {ckpt['step']} of {saved.steps}")
-    return train_reversal(meta["objective"], args.resume, train_cfg=saved,
-                          facts_cfg=FactsConfig(**meta["facts"]), device=args.device,
-                          resume=ckpt, progress=not args.quiet)
+    if meta.get("task") == "length":
+        return length(args.resume, meta["train_len"], saved, LongTextConfig(**meta["text"]),
+                      args, ckpt)
+    return [train_reversal(meta["objective"], args.resume, train_cfg=saved,
+                           facts_cfg=FactsConfig(**meta["facts"]), device=args.device,
+                           resume=ckpt, progress=not args.quiet)]
+
+
+def length(out, train_len, train_cfg, text_cfg, args, ckpt=None):
+    seconds = train_length(out, train_len=train_len, train_cfg=train_cfg, text_cfg=text_cfg,
+                           device=args.device, resume=ckpt, progress=not args.quiet)
+    print(f"trained in {seconds:.0f} s; now read past L = {train_len}: "
+          f"python eval.py --task length {out}")
+    return []
+
+
+def reversal(args, given):
+    objectives = list(OBJECTIVES) if "all" in (args.objective or []) else (args.objective or ["ntp"])
+    seeds = args.seed or [0]
+    many = len(objectives) * len(seeds) > 1
+    results = []
+    for objective in objectives:
+        for seed in seeds:
+            name = f"{objective}-s{seed}"
+            out = Path(args.out or "runs") / name if many or not args.out else Path(args.out)
+            print(f"== {name} -> {out}")
+            r = train_reversal(objective, out, train_cfg=TrainConfig(**given, seed=seed),
+                               device=args.device, progress=not args.quiet)
+            print(f"   {r['seconds']:.0f} s, " + ", ".join(
+                f"{t} {100 * a:.0f}%" for t, a in r["accuracy"].items()))
+            results.append(r)
+    return results
 
 
 def main():
     args = parse()
+    given = {"steps": args.steps, "lr": args.lr, "batch_size": args.batch_size}
+    given = {k: v for k, v in given.items() if v is not None}
     if args.resume:
-        results = [resume(args)]
-    else:
-        objectives = list(OBJECTIVES) if "all" in (args.objective or []) else (args.objective or ["ntp"])
+        results = resume(args)
+    elif args.task == "length":
         seeds = args.seed or [0]
-        many = len(objectives) * len(seeds) > 1
-        given = {"steps": args.steps, "lr": args.lr, "batch_size": args.batch_size}
-        base = TrainConfig(**{k: v for k, v in given.items() if v is not None})
-        results = []
-        for objective in objectives:
-            for seed in seeds:
-                name = f"{objective}-s{seed}"
-                out = Path(args.out or "runs") / name if many or not args.out else Path(args.out)
-                print(f"== {name} -> {out}")
-                r = train_reversal(objective, out, train_cfg=replace(base, seed=seed),
-                                   device=args.device, progress=not args.quiet)
-                print(f"   {r['seconds']:.0f} s, " + ", ".join(
-                    f"{t} {100 * a:.0f}%" for t, a in r["accuracy"].items()))
-                results.append(r)
+        if len(seeds) > 1:
+            raise ValueError(f"the length task trains one run at a time; got seeds {seeds}")
+        results = length(args.out or f"runs/length-s{seeds[0]}", args.length or TRAIN_LEN,
+                         replace(LENGTH_TRAINING, **given, seed=seeds[0]), LongTextConfig(), args)
+    else:
+        results = reversal(args, given)
+    if not results:
+        return
     print()
     print(table(results))
     print()

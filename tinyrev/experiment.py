@@ -1,8 +1,9 @@
 """One reversal-curse run, end to end: data, model, objective, training, evaluation, results.json.
 
 Covers: what `train.py` and `eval.py` share: building a run from its settings, training it,
-loading it back from its directory and scoring it. Leaves out: argument parsing (the scripts)
-and the loop itself (trainer.py).
+loading it back from its directory and scoring it; the run-directory checks the length task
+reuses. Leaves out: argument parsing (the scripts), the loop itself (trainer.py) and the length
+task (length.py).
 """
 
 import json
@@ -30,9 +31,7 @@ def train_reversal(objective: str, out_dir, *, train_cfg: TrainConfig = TrainCon
                    resume: dict | None = None, progress: bool = True) -> dict:
     """Train one objective on the generated facts, score it, write results.json; return results."""
     make = objectives.get(objective)
-    if resume is None and (Path(out_dir) / CHECKPOINT).exists():
-        raise ValueError(f"{out_dir} already holds a trained run; continue it with --resume "
-                         f"{out_dir}, or give another --out (nothing was overwritten)")
+    check_fresh(out_dir, resume)
     device = pick_device(device) if not isinstance(device, torch.device) else device
     data = facts.generate(facts_cfg)
     torch.manual_seed(train_cfg.seed)
@@ -60,19 +59,33 @@ def score(model, data, objective, train_cfg, device) -> dict:
             "steps": train_cfg.steps, "accuracy": accuracy, "logprob_margin": margin}
 
 
-def load_run(run_dir, device=None):
-    """(model, data, checkpoint) of a trained reversal run directory."""
+def check_fresh(out_dir, resume):
+    """Refuse to train over a saved run unless asked to resume it."""
+    if resume is None and (Path(out_dir) / CHECKPOINT).exists():
+        raise ValueError(f"{out_dir} already holds a trained run; continue it with --resume "
+                         f"{out_dir}, or give another --out (nothing was overwritten)")
+
+
+def load_model(run_dir, task: str, device=None):
+    """(model, checkpoint) of a run directory trained on `task` ("reversal" or "length")."""
     ckpt = load_checkpoint(run_dir)
-    meta = ckpt["meta"]
-    if meta.get("task") != "reversal":
-        raise ValueError(f"{run_dir} holds a {meta.get('task')!r} run, not a reversal run")
-    data = facts.generate(facts.FactsConfig(**meta["facts"]))
-    if data.tokenizer.words != meta["vocab"]:
-        raise ValueError(f"{run_dir}: its vocabulary differs from the data its settings generate")
+    found = ckpt["meta"].get("task")
+    if found != task:
+        raise ValueError(f"{run_dir} holds a {found!r} run, not a {task!r} run (train one with "
+                         f"train.py --task {task}, or evaluate this one with eval.py --task {found})")
     model = Transformer(ModelConfig(**ckpt["model_config"]))
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError:
         raise ValueError(f"{run_dir}: the weights do not match the model configuration stored "
                          f"with them ({ckpt['model_config']})") from None
-    return model.to(device or "cpu"), data, ckpt
+    return model.to(device or "cpu"), ckpt
+
+
+def load_run(run_dir, device=None):
+    """(model, data, checkpoint) of a trained reversal run directory."""
+    model, ckpt = load_model(run_dir, "reversal", device)
+    data = facts.generate(facts.FactsConfig(**ckpt["meta"]["facts"]))
+    if data.tokenizer.words != ckpt["meta"]["vocab"]:
+        raise ValueError(f"{run_dir}: its vocabulary differs from the data its settings generate")
+    return model, data, ckpt

@@ -1,0 +1,191 @@
+"""Lesson 04: length generalization: the long-text task, Λ's distance limit, the bounded cache,
+the evaluation modes, and the command line's answers to bad input."""
+
+import json
+
+import pytest
+import torch
+
+from tinyrev import longtext
+from tinyrev.attention import lambda_scores
+from tinyrev.length import (buckets, evaluate_length, load_length_run, modes, nll_by_position,
+                            train_length)
+from tinyrev.rope import apply_rope
+from tinyrev.model import KVCache, ModelConfig, Transformer, generate
+from tinyrev.trainer import TrainConfig
+from test_cli import assert_one_line_error, run
+
+pytestmark = pytest.mark.lesson04
+TEXT = longtext.LongTextConfig()
+
+
+def tiny(vocab=TEXT.vocab_size):
+    torch.manual_seed(0)
+    return Transformer(ModelConfig(vocab_size=vocab, dim=32, n_layers=2, n_heads=2)).eval()
+
+
+def texts(n, length, seed=0):
+    return longtext.sample_texts(TEXT, n, length, torch.Generator().manual_seed(seed))
+
+
+def test_every_token_is_a_successor_or_a_copy_from_the_last_24():
+    """The information needed for each next token lies within max_copy_distance tokens."""
+    x = texts(16, 400)
+    table = longtext.successors(TEXT)
+    for row in x.tolist():
+        assert row[0] == longtext.BOS
+        for t in range(2, len(row)):
+            near = row[max(1, t - TEXT.max_copy_distance):t]
+            assert row[t] in table[row[t - 1] - longtext.FIRST_WORD].tolist() or row[t] in near
+
+
+def test_the_text_is_stationary():
+    """The share of copied tokens (those that are not a successor of the previous token) is the
+    same in the reference bucket [L/2, L) as far past it: the in-length NLL is a fair reference."""
+    x = texts(256, 1025, seed=1)[:, 1:]  # from the first word on
+    table = longtext.successors(TEXT)
+    follows = (table[x[:, :-1] - longtext.FIRST_WORD] == x[:, 1:, None]).any(-1)
+    near, far = 1 - follows[:, 32:64].float().mean(), 1 - follows[:, 512:1024].float().mean()
+    assert 0.05 < near < 0.5 and abs(near - far) < 0.02, (near, far)
+
+
+def test_texts_and_keys_are_deterministic_per_seed():
+    assert torch.equal(texts(4, 50, seed=3), texts(4, 50, seed=3))
+    assert not torch.equal(texts(4, 50, seed=3), texts(4, 50, seed=4))
+
+
+@pytest.mark.parametrize("depth, at", [(0.0, 1), (1.0, 64 - 7)])
+def test_passkey_prompt_hides_the_key_at_its_depth(depth, at):
+    prompts, keys = longtext.passkey_prompts(TEXT, 3, 64, depth, torch.Generator().manual_seed(0))
+    assert prompts.shape == (3, 64) and (prompts[:, -1] == longtext.KEY).all()
+    assert (prompts[:, at] == longtext.KEY).all()
+    assert torch.equal(prompts[:, at + 1:at + 6], keys)
+
+
+def test_training_batch_asks_for_the_key_it_hid():
+    x = longtext.training_batch(TEXT, 64, 65, torch.Generator().manual_seed(0))
+    asked = x[:, -6] == longtext.KEY
+    assert 20 < asked.sum() < 44  # about half of the documents
+    for row in x[asked]:
+        hidden = (row[:-6] == longtext.KEY).nonzero().item()
+        assert torch.equal(row[hidden:hidden + 6], row[-6:])
+
+
+@pytest.mark.parametrize("bad, message", [({"depth": 1.5}, "depth must lie in"),
+                                           ({"length": 0}, "integer >= 12; got 0")])
+def test_passkey_bad_input(bad, message):
+    args = {"length": 64, "depth": 0.5, **bad}
+    with pytest.raises(ValueError, match=message):
+        longtext.passkey_prompts(TEXT, 1, args["length"], args["depth"], torch.Generator())
+
+
+def test_a_global_keys_score_is_the_same_from_every_query_past_the_window():
+    """With the distance limit every far query sees global keys at distance n_local; plain RoPE
+    scores change with the query's position as the distance grows."""
+    torch.manual_seed(0)
+    q = torch.randn(1, 1, 1, 16).expand(1, 1, 40, 16)  # the same query vector at every position
+    k = torch.randn(1, 1, 40, 16)
+    pos = torch.arange(40)
+    limited = lambda_scores(q, k, pos, pos, n_global=2, n_local=8)[0, 0, :, :2]
+    torch.testing.assert_close(limited[9:], limited[9:10].expand(31, 2))  # i - 1 >= 8 from i = 9
+    plain = apply_rope(q, pos) @ apply_rope(k, pos).transpose(-2, -1) / 4
+    torch.testing.assert_close(limited[:8], plain[0, 0, :8, :2])  # inside the window: plain RoPE
+    assert plain[0, 0, 9:, 0].std() > 0.1
+
+
+@pytest.mark.parametrize("limit", [True, False])
+def test_bounded_cache_gives_full_lambda_logits_step_by_step(limit):
+    model = tiny()
+    x = texts(2, 40)
+    opts = {"n_global": 2, "n_local": 6, "distance_limit": limit}
+    cache = KVCache(2, n_global=2, n_local=6)
+    model(x[:, :3], None, "lambda", cache=cache, **opts)
+    sizes = []
+    for t in range(3, 40):
+        step = model(x[:, t:t + 1], None, "lambda", cache=cache, **opts)[:, -1]
+        full = model(x[:, :t + 1], None, "lambda", **opts)[:, -1]
+        torch.testing.assert_close(step, full, atol=1e-5, rtol=1e-4)
+        sizes.append(cache.nbytes())
+    assert len(cache) == 2 + 6 + 1 and len(set(sizes[10:])) == 1  # constant memory
+
+
+def test_generate_under_lambda_equals_recomputing_the_full_sequence():
+    model = tiny()
+    x = texts(2, 20)
+    opts = {"n_global": 1, "n_local": 4}
+    new = generate(model, x, 12, pattern="lambda", **opts)
+    seq = x
+    for _ in range(12):
+        seq = torch.cat((seq, model(seq, None, "lambda", **opts)[:, -1].argmax(-1, keepdim=True)), 1)
+    assert torch.equal(new, seq[:, 20:])
+
+
+def test_a_bounded_cache_refuses_other_patterns_and_sizes():
+    model = tiny()
+    cache = KVCache(2, n_global=1, n_local=4)
+    with pytest.raises(ValueError, match="bounded cache"):
+        model(texts(1, 5), None, "causal", cache=cache)
+    with pytest.raises(ValueError, match="bounded cache"):
+        model(texts(1, 5), None, "lambda", cache=cache, n_global=1, n_local=8)
+    with pytest.raises(ValueError, match="n_local.*>= 1; got 0"):
+        KVCache(2, n_global=1, n_local=0)
+
+
+def test_every_mode_equals_vanilla_inside_the_window():
+    """A text no longer than n_local is read identically by all four modes."""
+    model, x = tiny(), texts(3, 17)
+    vanilla = nll_by_position(model, x, "causal", {})
+    for name, (pattern, options) in modes(2, 16).items():
+        torch.testing.assert_close(nll_by_position(model, x, pattern, options), vanilla)
+
+
+def test_evaluation_has_the_published_shape():
+    r = evaluate_length(tiny(), 8, TEXT, n_texts=2, passkey_lengths=[12, 16], depths=[0, 1],
+                        n_keys=2)
+    assert r["buckets"] == ["[0,4)", "[4,8)", "[8,16)", "[16,32)", "[32,64)", "[64,128)"]
+    assert [(a, b) for a, b in buckets(8)][-1] == (64, 128)
+    assert set(r["nll"]) == {"vanilla", "lambda", "lambda_no_limit", "window"}
+    assert all(len(v) == 6 for v in r["nll"].values())
+    assert r["passkey"]["lengths"] == [12, 16] and len(r["passkey"]["lambda"]) == 2
+    assert all(0 <= a <= 1 for a in r["passkey"]["vanilla"])
+    json.dumps(r)
+
+
+def test_a_length_run_records_its_task_and_is_never_overwritten(tmp_path):
+    cfg = TrainConfig(steps=4, batch_size=4, warmup=2)
+    small = longtext.LongTextConfig(vocab_size=64)
+    train_length(tmp_path / "a", train_len=16, train_cfg=cfg, text_cfg=small, progress=False)
+    model, L, text = load_length_run(tmp_path / "a")
+    assert L == 16 and text == small and model.cfg.vocab_size == 64
+    with pytest.raises(ValueError, match="already holds a trained run"):
+        train_length(tmp_path / "a", train_len=16, train_cfg=cfg, text_cfg=small, progress=False)
+
+
+@pytest.fixture(scope="module")
+def length_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "length"
+    code, _, err = run("train.py", "--task", "length", "--steps", "2", "--batch-size", "2",
+                       "--out", str(out), "--quiet")
+    assert code == 0, err
+    return out
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--n-local", "0"], ["n_local", ">= 1", "got 0"]),
+    (["--n-global", "-1"], ["n_global", ">= 0", "got -1"]),
+    (["--depths", "1.5"], ["depth", "[0, 1]", "1.5"]),
+    (["--passkey-lengths", "0"], ["length", "got 0"]),
+])
+def test_eval_length_bad_input(length_run, flags, words):
+    assert_one_line_error(*run("eval.py", "--task", "length", str(length_run), *flags)[::2], *words)
+
+
+def test_eval_refuses_a_run_of_the_other_task(length_run):
+    assert_one_line_error(*run("eval.py", str(length_run))[::2], "'length' run", "--task length")
+
+
+@pytest.mark.parametrize("flags, words", [(["--length", "0"], ["--length", "'0'"]),
+                                          (["--length", "abc"], ["--length", "'abc'"]),
+                                          (["--objective", "bico"], ["--objective"])])
+def test_train_length_bad_input(flags, words):
+    assert_one_line_error(*run("train.py", "--task", "length", *flags)[::2], *words)

@@ -1,0 +1,168 @@
+"""The length-generalization experiment: train causally at length L, then read past L.
+
+Covers: training on the long-text task (longtext.py), and evaluating the same weights, with no
+parameter change, under four attention modes: full causal attention (vanilla), the Λ mask with
+LM-Infinite's distance limit, the Λ mask alone, and a sliding window without global tokens. It
+measures the NLL by position bucket (up to 16L) and passkey accuracy by length and depth.
+Leaves out: decoding speed (bench.py) and the reversal task (experiment.py).
+"""
+
+import statistics
+import time
+from dataclasses import asdict
+
+import torch
+import torch.nn.functional as F
+
+from . import longtext
+from .attention import check_lambda_sizes
+from .experiment import check_fresh, load_model
+from .model import ModelConfig, Transformer, generate
+from .objectives import Batch
+from .trainer import TrainConfig, fit, pick_device
+
+TRAIN_LEN = 64
+N_GLOBAL = 4  # BOS and the first words: StreamingLLM finds 1-4 such "sink" tokens enough
+LENGTH_TRAINING = TrainConfig(steps=2000, batch_size=32)
+DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def modes(n_global: int, n_local: int) -> dict:
+    """name -> (pattern, options) of the four ways to read a long text with the same weights."""
+    lam = {"n_global": n_global, "n_local": n_local}
+    return {"vanilla": ("causal", {}),
+            "lambda": ("lambda", lam),
+            "lambda_no_limit": ("lambda", {**lam, "distance_limit": False}),
+            "window": ("lambda", {"n_global": 0, "n_local": n_local})}
+
+
+def buckets(L: int) -> list:
+    """[0, L/2), [L/2, L), then doublings up to [8L, 16L)."""
+    return [(0, L // 2), (L // 2, L)] + [(L * 2 ** k, L * 2 ** (k + 1)) for k in range(4)]
+
+
+def train_length(out_dir, *, train_len: int = TRAIN_LEN, train_cfg: TrainConfig = LENGTH_TRAINING,
+                 text_cfg: longtext.LongTextConfig = longtext.LongTextConfig(), device=None,
+                 resume: dict | None = None, progress: bool = True) -> float:
+    """Train a causal model on documents of `train_len` tokens; return the seconds it took."""
+    if isinstance(train_len, bool) or not isinstance(train_len, int) or train_len < 2:
+        raise ValueError(f"the training length must be an integer >= 2; got {train_len!r}")
+    check_fresh(out_dir, resume)
+    device = pick_device(device) if not isinstance(device, torch.device) else device
+    torch.manual_seed(train_cfg.seed)
+    model = Transformer(ModelConfig(vocab_size=text_cfg.vocab_size))
+    pos = torch.arange(train_len)
+
+    def make_batch(gen):
+        x = longtext.training_batch(text_cfg, train_cfg.batch_size, train_len + 1, gen)
+        return Batch(x[:, :-1], x[:, 1:], pos)
+
+    meta = {"task": "length", "train_len": train_len, "text": asdict(text_cfg)}
+    t0 = time.perf_counter()
+    fit(model, make_batch, train_cfg, out_dir, device=device, meta=meta, resume=resume,
+        progress=progress)
+    return time.perf_counter() - t0
+
+
+def load_length_run(run_dir, device=None):
+    """(model, train_len, text config) of a run trained by `train_length`."""
+    model, ckpt = load_model(run_dir, "length", device)
+    meta = ckpt["meta"]
+    return model, meta["train_len"], longtext.LongTextConfig(**meta["text"])
+
+
+@torch.no_grad()
+def nll_by_position(model, texts, pattern, options, batch_size: int = 8) -> torch.Tensor:
+    """Mean NLL of each next token over `texts` (n, T): a (T - 1,) curve, position by position."""
+    model.eval()
+    dev = next(model.parameters()).device
+    total = torch.zeros(texts.shape[1] - 1)
+    for chunk in texts.split(batch_size):
+        chunk = chunk.to(dev)
+        logits = model(chunk[:, :-1], None, pattern, **options).float()
+        nll = F.cross_entropy(logits.transpose(1, 2), chunk[:, 1:], reduction="none")
+        total += nll.sum(0).cpu()
+    return total / len(texts)
+
+
+@torch.no_grad()
+def passkey_accuracy(model, text_cfg, length: int, depth: float, pattern, options, n: int,
+                     seed: int = 0) -> float:
+    """Share of n prompts of `length` tokens whose key, hidden at `depth`, is decoded exactly."""
+    model.eval()
+    dev = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    prompts, keys = longtext.passkey_prompts(text_cfg, n, length, depth, gen)
+    out = generate(model, prompts.to(dev), text_cfg.key_digits, pattern=pattern, **options)
+    return (out.cpu() == keys).all(1).float().mean().item()
+
+
+def evaluate_length(model, train_len: int, text_cfg, *, n_global: int = N_GLOBAL,
+                    n_local: int | None = None, n_texts: int = 32, passkey_lengths=None,
+                    depths=DEPTHS, n_keys: int = 8, seed: int = 1) -> dict:
+    """The length table: NLL per bucket under every mode, passkey accuracy for vanilla and Λ."""
+    n_local = train_len if n_local is None else n_local
+    check_lambda_sizes(n_global, n_local)
+    lengths = passkey_lengths or [train_len // 2 * 2 ** k for k in range(6)]
+    for n in lengths:  # before the minutes of NLL evaluation, not after
+        for d in depths:
+            longtext.check_passkey(text_cfg, n, d)
+    edges = buckets(train_len)
+    texts = longtext.sample_texts(text_cfg, n_texts, edges[-1][1] + 1,
+                                  torch.Generator().manual_seed(seed))
+    result = {"task": "length", "train_len": train_len, "n_global": n_global, "n_local": n_local,
+              "buckets": [f"[{lo},{hi})" for lo, hi in edges], "nll": {}, "curve": {},
+              "passkey": {"lengths": lengths, "depths": list(depths)}, "passkey_by_depth": {}}
+    for name, (pattern, options) in modes(n_global, n_local).items():
+        curve = nll_by_position(model, texts, pattern, options)
+        result["nll"][name] = [curve[lo:hi].mean().item() for lo, hi in edges]
+        result["curve"][name] = [curve[lo:lo + train_len].mean().item()
+                                 for lo in range(0, len(curve), train_len)]
+        if name in ("vanilla", "lambda"):
+            grid = [[passkey_accuracy(model, text_cfg, n, d, pattern, options, n_keys, seed + i)
+                     for i, d in enumerate(depths)] for n in lengths]
+            result["passkey_by_depth"][name] = grid
+            result["passkey"][name] = [statistics.fmean(row) for row in grid]
+    return result
+
+
+def format_length(r: dict) -> str:
+    """The NLL table (with each bucket's ratio to [L/2, L)), the curve and the passkey tables."""
+    L = r["train_len"]
+    lines = [f"NLL per bucket (trained at L = {L}; Λ: n_global {r['n_global']}, "
+             f"n_local {r['n_local']})", "mode".ljust(17) + "".join(b.rjust(12) for b in r["buckets"])]
+    for name, row in r["nll"].items():
+        lines.append(name.ljust(17) + "".join(f"{x:12.3f}" for x in row))
+    lines.append("ratio to [L/2,L)")
+    for name, row in r["nll"].items():
+        lines.append(name.ljust(17) + "".join(f"{x / row[1]:12.3f}" for x in row))
+    lines += ["", "NLL by position, mean over each block of L tokens",
+              "positions".ljust(17) + "".join(n.rjust(17) for n in r["curve"])]
+    for k in range(len(next(iter(r["curve"].values())))):
+        lines.append(f"[{k * L},{(k + 1) * L})".ljust(17)
+                     + "".join(f"{c[k]:17.3f}" for c in r["curve"].values()))
+    lines += ["", "passkey accuracy (%) by total length, mean over depths "
+              + ", ".join(f"{d:g}" for d in r["passkey"]["depths"]),
+              "length".ljust(17) + "".join(str(n).rjust(8) for n in r["passkey"]["lengths"])]
+    for name in ("vanilla", "lambda"):
+        lines.append(name.ljust(17) + "".join(f"{100 * a:8.0f}" for a in r["passkey"][name]))
+    lines += ["", "passkey accuracy (%) by depth (rows) and length (columns)"]
+    for name, grid in r["passkey_by_depth"].items():
+        for i, d in enumerate(r["passkey"]["depths"]):
+            lines.append(f"{name} @ {d:g}".ljust(17) + "".join(f"{100 * row[i]:8.0f}" for row in grid))
+    return "\n".join(lines)
+
+
+def plot_curve(r: dict, path):
+    """The NLL-by-position curve as a picture; needs matplotlib, an optional extra."""
+    import matplotlib
+    matplotlib.use("Agg")  # files only, no window
+    import matplotlib.pyplot as plt
+    L = r["train_len"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, curve in r["curve"].items():
+        ax.plot([L * (k + 0.5) for k in range(len(curve))], curve, marker="o", label=name)
+    ax.axvline(L, color="gray", linestyle=":", label="training length L")
+    ax.set(xlabel="position", ylabel="NLL (mean over each block of L tokens)", xscale="log")
+    ax.legend()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
