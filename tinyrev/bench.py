@@ -1,10 +1,12 @@
-"""Training speed on this machine: `python -m tinyrev.bench`.
+"""Training and decoding speed on this machine: `python -m tinyrev.bench`.
 
 Covers: this device's fp32 matmul peak (the best median GFLOP/s over two square sizes), and
 training throughput at one fixed shape (d=128, 4 layers, 4 heads, vocabulary 512, batch 64 x 64
 tokens, AdamW, causal mask) as tokens/s and as a share of that peak. A shared CPU's speed drifts
 from second to second, so the two are measured in alternating rounds and the medians reported.
-Leaves out: evaluation and decoding speed.
+Then decoding up to 16 384 tokens with the full KV cache against Λ's bounded cache, side by side
+in the same run: tokens/s in each doubling of the length, and the cache's memory.
+Leaves out: evaluation speed, and decoding with trained weights (speed does not depend on them).
 
 FLOPs per token follow the usual estimate (Kaplan et al., as in nanoGPT and PaLM): 6 per
 parameter that multiplies (every weight except the embedding lookup) for forward and backward,
@@ -18,7 +20,7 @@ import time
 
 import torch
 
-from .model import ModelConfig, Transformer
+from .model import KVCache, ModelConfig, Transformer, generate
 from .objectives import Batch
 from .trainer import TrainConfig, autocast, loss_of, make_optimizer, pick_device
 
@@ -85,12 +87,47 @@ def measure(device, rounds: int = 7) -> dict:
             "gflops": flops / s / 1e9, "share_of_peak": flops / s / 1e9 / peak}
 
 
+def decode(device, n_tokens: int = 16384, n_global: int = 4, n_local: int = 64) -> dict:
+    """Greedy decoding from a one-token prompt to `n_tokens`, full cache versus Λ cache.
+
+    Returns, per cache, tokens/s over each doubling [n/2, n) of the length and the cache's bytes
+    at its end. The two caches take turns segment by segment, so drift hits both alike.
+    """
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=SHAPE["vocab_size"], dim=SHAPE["dim"], n_layers=SHAPE["n_layers"],
+                      n_heads=SHAPE["n_heads"])
+    model = Transformer(cfg).to(device).eval()
+    runs = {"full": ("causal", {}, KVCache(cfg.n_layers)),
+            "lambda": ("lambda", {"n_global": n_global, "n_local": n_local},
+                       KVCache(cfg.n_layers, n_global=n_global, n_local=n_local))}
+    last = {name: torch.zeros(1, 1, dtype=torch.long, device=device) for name in runs}
+    ends = [2 ** k for k in range(10, n_tokens.bit_length()) if 2 ** k <= n_tokens]
+    result = {name: {"length": ends, "tokens_per_s": [], "cache_bytes": []} for name in runs}
+    done = 1
+    for end in ends:
+        for name, (pattern, options, cache) in runs.items():
+            _sync(device)
+            t = time.perf_counter()
+            with autocast(device):
+                out = generate(model, last[name], end - done, pattern=pattern, cache=cache, **options)
+            _sync(device)
+            last[name] = out[:, -1:]
+            result[name]["tokens_per_s"].append((end - done) / (time.perf_counter() - t))
+            result[name]["cache_bytes"].append(cache.nbytes())
+        done = end
+    return result
+
+
 def main():
     p = argparse.ArgumentParser(prog="python -m tinyrev.bench", description=__doc__.splitlines()[0])
     p.add_argument("--device", help="cpu, cuda or mps (default: the best one present)")
     p.add_argument("--rounds", type=int, default=7, help="alternating rounds (medians reported)")
+    p.add_argument("--decode-to", type=int, default=16384, metavar="N",
+                   help="decoding benchmark length, a power of two >= 1024 (default: 16384)")
     p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = p.parse_args()
+    if args.decode_to < 1024 or args.decode_to & (args.decode_to - 1):
+        p.error(f"--decode-to must be a power of two >= 1024; got {args.decode_to}")
     device = pick_device(args.device)
     r = measure(device, args.rounds)
     print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
@@ -100,9 +137,16 @@ def main():
     print(f"  step                    {r['step_ms']:8.1f} ms")
     print(f"  throughput              {r['tokens_per_s']:8.0f} tokens/s")
     print(f"  model FLOP rate         {r['gflops']:8.1f} GFLOP/s = {100 * r['share_of_peak']:.0f}% of peak")
+    d = decode(device, args.decode_to)
+    print("greedy decoding, batch 1, same shape: full KV cache vs Λ cache (n_global 4, n_local 64)")
+    print("  tokens in [n/2, n)     full tok/s   Λ tok/s   speed-up   full cache MB   Λ cache MB")
+    for k, n in enumerate(d["full"]["length"]):
+        f, lam = (d[name]["tokens_per_s"][k] for name in ("full", "lambda"))
+        fb, lb = (d[name]["cache_bytes"][k] / 2 ** 20 for name in ("full", "lambda"))
+        print(f"  n = {n:6d}        {f:12.0f}{lam:10.0f}{lam / f:10.2f}x{fb:16.2f}{lb:13.2f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": str(device), **r}, f, indent=2)
+            json.dump({"device": str(device), **r, "decode": d}, f, indent=2)
 
 
 if __name__ == "__main__":
