@@ -198,13 +198,16 @@ def report(r: dict) -> str:
              f"bilinear model, d = {cfg['dim']}, gradient descent from Θ = 0",
              "  step  train loss  reverse loss"]
     lines += [f"{step:6d}  {train:10.4f}  {reverse:12.3f}" for step, train, reverse in r["history"]]
-    lines += ["", "model               train loss  reverse loss  reverse acc  chance  w_forward  w_reverse"]
+    # reverse / forward: the share of the trained preference that holds the other way (1: symmetric)
+    lines += ["", "model               train loss  reverse loss  reverse acc  chance  w_forward  "
+              "w_reverse  reverse / forward"]
     for key, name in (("bilinear", "bilinear"), ("one_layer", "one-layer decoder"),
                       ("decoder", "4-layer decoder")):
         m = r[key]
         lines.append(f"{name:18}  {m['train_loss']:10.4f}  {m['reverse_loss']:12.3f}  "
                      f"{100 * m['reverse_acc']:10.1f}%  {100 * m['chance']:5.1f}%  "
-                     f"{m['w_forward']:9.2f}  {m['w_reverse']:9.2f}")
+                     f"{m['w_forward']:9.2f}  {m['w_reverse']:9.2f}  "
+                     f"{m['w_reverse'] / m['w_forward']:17.3f}")
     for key in ("bilinear", "one_layer"):
         lines += ["", f"effective logits, {key.replace('_', '-')}, first test pairs:",
                   heatmap(*r["blocks"][key])]
@@ -214,12 +217,10 @@ def report(r: dict) -> str:
               f"chance {100 * c['chance']:.1f}%"]
     if r.get("runs"):
         lines += ["", "reversal runs: effective log-prob of the right answer, nats",
-                  "objective  w_forward  w_reverse  forward / reverse  run"]
+                  "objective  w_forward  w_reverse  reverse / forward  run"]
         for run in r["runs"]:
-            ratio = (f"{run['w_forward'] / run['w_reverse']:.1f}" if run["w_reverse"] > 0
-                     else "-")  # no preference for the right answer at all: no ratio to speak of
             lines.append(f"{run['objective']:9}  {run['w_forward']:9.2f}  {run['w_reverse']:9.2f}  "
-                         f"{ratio:>17}  {run['run']}")
+                         f"{run['w_reverse'] / run['w_forward']:17.3f}  {run['run']}")
     return "\n".join(lines)
 
 
