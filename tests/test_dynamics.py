@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from tinyrev.dynamics import (answer_asymmetry, bilinear_logits, embeddings, heatmap, measure,
-                              measure_chain, run, train_bilinear, train_decoder)
+                              measure_chain, train_bilinear, train_decoder)
 from tinyrev.facts import FactsConfig, generate as make_facts
 from tinyrev.model import ModelConfig, Transformer
 from tinyrev.symbolic import (BACKWARD, FORWARD, TWO_HOP, SymbolicConfig, chain_task,
@@ -178,18 +178,3 @@ def test_answer_asymmetry_is_zero_for_a_model_that_ignores_the_prompt():
     r = answer_asymmetry(model, data, "ntp")
     assert set(r["per_test"]) == {"N2D", "D2N", "N2D-reverse", "D2N-reverse"}
     assert r["w_forward"] == pytest.approx(0, abs=1e-5) and r["w_reverse"] == pytest.approx(0, abs=1e-5)
-
-
-@pytest.mark.slow
-def test_the_lesson_figures():
-    """The whole of `python eval.py --task dynamics`: about a minute on a 2-core CPU."""
-    r = run()
-    b, log_M = r["bilinear"], r["bilinear"]["log_M"]
-    assert b["train_loss"] < 0.01 and abs(b["reverse_loss"] - log_M) < 0.05 * log_M
-    assert b["w_forward"] > 10 and abs(b["w_reverse"]) < 0.2
-    for key in ("one_layer", "decoder"):
-        m = r[key]
-        assert m["train_loss"] < 0.01 and m["reverse_acc"] <= 3 * m["chance"]
-        assert m["w_forward"] > 10 and abs(m["w_reverse"]) < 1
-    c = r["chain"]
-    assert c["direct_acc"] <= 3 * c["chance"] and c["with_step_acc"] > 0.9
