@@ -42,7 +42,7 @@ def main():
         return evaluate_dynamics(args, device)
     if not args.runs:
         raise ValueError(f"--task {args.task} needs at least one RUN_DIR, a directory written by "
-                         "train.py")
+                         "train.py (only --task dynamics runs without one)")
     runs = [(run, *load_run(run, device)) for run in args.runs]
     if args.prompt is not None:
         for run, model, data, ckpt in runs:
