@@ -67,14 +67,14 @@ def train_decoder(task: Task, n_layers: int, steps: int, seed: int = 0, device="
     """tinyrev's Transformer, NTP on the 3-token sentences, trained by the project's one loop."""
     torch.manual_seed(seed)
     model = Transformer(ModelConfig(vocab_size=task.vocab_size, n_layers=n_layers))
+    cfg = TrainConfig(steps=steps, seed=seed, ckpt_every=steps)
 
     def make_batch(gen):
-        s = task.train[torch.randint(len(task.train), (64,), generator=gen)]
+        s = task.train[torch.randint(len(task.train), (cfg.batch_size,), generator=gen)]
         return Batch(s[:, :2], s[:, 1:], torch.arange(2))
 
     with tempfile.TemporaryDirectory() as out:  # fit checkpoints; this experiment keeps nothing
-        fit(model, make_batch, TrainConfig(steps=steps, seed=seed, ckpt_every=steps), out,
-            device=torch.device(device), progress=False)
+        fit(model, make_batch, cfg, out, device=torch.device(device), progress=False)
     return model.cpu().eval()
 
 
@@ -171,10 +171,9 @@ def answer_asymmetry(model, data, objective: str, device="cpu", templates: int =
     costs n² scored answers per test, so only the first `templates` held-out ones are asked.
     """
     model.eval()
-    out = {}
+    out, n = {}, len(data.people["p2d"])  # every subset holds n people
     for test in ("N2D", "D2N", "N2D-reverse", "D2N-reverse"):
         items = data.tests[test]
-        n = len(data.people["p2d"])
         k = len(items) // n  # items run person by person, template by template
         answers = [items[i * k].target for i in range(n)]
         scores = []
