@@ -4,45 +4,62 @@ Reversal task (the default): loads each run directory's checkpoint, scores it on
 tests (greedy accuracy and log-prob margin, the query form chosen by the run's objective) and
 prints one table, runs of the same objective averaged over seeds (mean ± std). With --prompt TEXT
 it prints each run's greedy completion of TEXT instead.
-Length task: reads long texts with one run's weights under vanilla, Λ, Λ without the distance
-limit, and a window without globals; prints NLL by position bucket and passkey accuracy.
+Length task (lesson 04): reads long texts with one run's weights under vanilla, Λ, Λ without the
+distance limit, and a window without globals; prints NLL by position bucket and passkey accuracy.
+Dynamics task (lesson 05): trains the bilinear model and small decoders on a symbolic task and
+prints the weight asymmetry; given reversal RUN_DIRs, reads it off those runs too.
 """
 
 import importlib.util
 import json
 from pathlib import Path
 
-from tinyrev import cli
+from tinyrev import cli, dynamics
 from tinyrev.evaluate import complete, table
 from tinyrev.experiment import load_run, score
 from tinyrev.length import (DEPTHS, N_GLOBAL, evaluate_length, format_length, load_length_run,
                             plot_curve)
+from tinyrev.symbolic import SymbolicConfig
 from tinyrev.trainer import TrainConfig, pick_device
 
 
 def main():
     p = cli.Parser(prog="eval.py", description=__doc__.splitlines()[0])
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="directories written by train.py")
-    p.add_argument("--task", choices=("reversal", "length"), default="reversal",
-                   help="the task the runs were trained on (default: reversal)")
+    p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="directories written by train.py")
+    p.add_argument("--task", choices=("reversal", "length", "dynamics"), default="reversal",
+                   help="what to evaluate (default: reversal)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best one present)")
     p.add_argument("--prompt", metavar="TEXT", help="print each run's greedy completion of TEXT")
+    p.add_argument("--plot", metavar="PNG", help="length: the NLL curve; dynamics: the heat maps "
+                   "(needs matplotlib, an optional extra)")
     length = p.add_argument_group("length task")
     length.add_argument("--n-global", type=int, default=N_GLOBAL,
                         help=f"Λ: first tokens every query keeps (default: {N_GLOBAL})")
     length.add_argument("--n-local", type=int, help="Λ: the window (default: the training length)")
-    length.add_argument("--texts", type=cli.positive_int, default=32,
-                        help="texts of 16L tokens for the NLL (default: 32)")
+    length.add_argument("--texts", type=cli.positive_int, default=128,
+                        help="texts of 16L tokens for the NLL (default: 128)")
     length.add_argument("--passkey-lengths", type=int, nargs="+", metavar="N",
                         help="total prompt lengths (default: L/2, L, 2L, ... 16L)")
     length.add_argument("--depths", type=float, nargs="+", default=list(DEPTHS), metavar="D",
                         help="where the key hides, 0 = start .. 1 = end (default: 0 .25 .5 .75 1)")
-    length.add_argument("--plot", metavar="PNG", help="draw the NLL curve (needs matplotlib)")
+    sym = p.add_argument_group("dynamics task")
+    sym.add_argument("--pairs", type=cli.positive_int, default=SymbolicConfig.n_pairs,
+                     help=f"entity pairs (default: {SymbolicConfig.n_pairs})")
+    sym.add_argument("--both-share", type=float, default=SymbolicConfig.both_share,
+                     help=f"share of pairs trained both ways (default: {SymbolicConfig.both_share})")
+    sym.add_argument("--dim", type=cli.positive_int, default=512,
+                     help="bilinear embedding size (default: 512)")
+    sym.add_argument("--seed", type=int, default=0, help="task split and initialization (default: 0)")
     args = p.parse_args()
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         p.error("--plot needs matplotlib, an optional extra: pip install matplotlib")
     device = pick_device(args.device)
+    if args.task == "dynamics":
+        return evaluate_dynamics(args, device)
+    if not args.runs:
+        raise ValueError(f"--task {args.task} needs at least one RUN_DIR, a directory written by "
+                         "train.py (only --task dynamics runs without one)")
     if args.task == "length":
         if len(args.runs) > 1:
             raise ValueError(f"--task length evaluates one run at a time; got {len(args.runs)}")
@@ -71,6 +88,21 @@ def main():
     print(table(results, "logprob_margin"))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+def evaluate_dynamics(args, device):
+    cfg = SymbolicConfig(args.pairs, args.both_share, args.seed)
+    runs = [(run, *load_run(run, device)) for run in args.runs]  # bad RUN_DIRs fail before training
+    r = dynamics.run(cfg, dim=args.dim, device=device)
+    r["runs"] = [{"run": str(run), "objective": ckpt["meta"]["objective"],
+                  **dynamics.answer_asymmetry(model, data, ckpt["meta"]["objective"], device)}
+                 for run, model, data, ckpt in runs]
+    print(dynamics.report(r))
+    if args.plot:
+        dynamics.plot_heatmaps(r["blocks"], args.plot)
+    if args.json:
+        saved = {k: v for k, v in r.items() if k != "blocks"}
+        Path(args.json).write_text(json.dumps(saved, indent=2) + "\n")
 
 
 if __name__ == "__main__":

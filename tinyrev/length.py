@@ -98,7 +98,7 @@ def passkey_accuracy(model, text_cfg, length: int, depth: float, pattern, option
 
 
 def evaluate_length(model, train_len: int, text_cfg, *, n_global: int = N_GLOBAL,
-                    n_local: int | None = None, n_texts: int = 32, passkey_lengths=None,
+                    n_local: int | None = None, n_texts: int = 128, passkey_lengths=None,
                     depths=DEPTHS, n_keys: int = 8, seed: int = 1) -> dict:
     """The length table: NLL per bucket under every mode, passkey accuracy for vanilla and Λ."""
     n_local = train_len if n_local is None else n_local
