@@ -2,17 +2,19 @@
 
 One run writes DIR/ckpt.pt and DIR/results.json (DIR = --out, default runs/OBJECTIVE-sSEED) and
 prints its table. Several objectives or seeds (`--objective all --seed 0 1 2`) train one after
-another into --out/OBJECTIVE-sSEED and end with the mean ± std table.
+another into --out/OBJECTIVE-sSEED and end with the mean ± std table. The facts are generated,
+or read from a folder in Berglund et al.'s format (`--facts DIR`); `--write-facts DIR` writes the
+generated ones in that format, to read or edit.
 """
 
 import json
 from dataclasses import replace
 from pathlib import Path
 
-from tinyrev import cli
+from tinyrev import cli, factsio
 from tinyrev.evaluate import table
 from tinyrev.experiment import train_reversal
-from tinyrev.facts import FactsConfig
+from tinyrev.facts import FactsConfig, generate_records
 from tinyrev.objectives import OBJECTIVES
 from tinyrev.trainer import TrainConfig, load_checkpoint
 
@@ -27,7 +29,12 @@ def parse():
     p.add_argument("--lr", type=float, help=f"peak learning rate (default: {TrainConfig.lr})")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best one present)")
     p.add_argument("--out", help="run directory; with several runs, their parent (default: runs)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
+    source.add_argument("--facts", metavar="DIR", help="train and test on the facts in DIR, in "
+                        "Berglund et al.'s experiment-1 format (default: generated facts)")
+    source.add_argument("--write-facts", metavar="DIR", help="write the generated facts to DIR "
+                        "in that format, then stop")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args()
 
@@ -45,12 +52,18 @@ def resume(args):
                              f"{args.resume} ({stored[name]}); drop the flag to resume that run")
     print(f"resuming {args.resume} at step {ckpt['step']} of {saved.steps}")
     return train_reversal(meta["objective"], args.resume, train_cfg=saved,
-                          facts_cfg=FactsConfig(**meta["facts"]), device=args.device,
+                          facts_cfg=FactsConfig(**meta.get("facts", {})),
+                          facts_files=meta.get("facts_files"), device=args.device,
                           resume=ckpt, progress=not args.quiet)
 
 
 def main():
     args = parse()
+    if args.write_facts:
+        factsio.write(generate_records(), args.write_facts)
+        print(f"wrote the generated facts to {args.write_facts}; train on them with "
+              f"python train.py --facts {args.write_facts}")
+        return
     if args.resume:
         results = [resume(args)]
     else:
@@ -59,6 +72,7 @@ def main():
         many = len(objectives) * len(seeds) > 1
         given = {"steps": args.steps, "lr": args.lr, "batch_size": args.batch_size}
         base = TrainConfig(**{k: v for k, v in given.items() if v is not None})
+        facts_files = factsio.read(args.facts) if args.facts else None
         results = []
         for objective in objectives:
             for seed in seeds:
@@ -66,7 +80,8 @@ def main():
                 out = Path(args.out or "runs") / name if many or not args.out else Path(args.out)
                 print(f"== {name} -> {out}")
                 r = train_reversal(objective, out, train_cfg=replace(base, seed=seed),
-                                   device=args.device, progress=not args.quiet)
+                                   facts_files=facts_files, device=args.device,
+                                   progress=not args.quiet)
                 print(f"   {r['seconds']:.0f} s, " + ", ".join(
                     f"{t} {100 * a:.0f}%" for t, a in r["accuracy"].items()))
                 results.append(r)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from .tokenizer import BOS, EOS, MASK, UNK, WordTokenizer, is_punctuation
+from .tokenizer import BOS, EOS, MASK, UNK, WordTokenizer, is_punctuation, split_words
 
 # the file layout: each file a list of (prompt, completion) lines, named as in Berglund's repository
 TRAIN_FILES = ("p2d_prompts_train", "d2p_prompts_train", "both_prompts_train")
@@ -92,12 +92,13 @@ class ReversalData:
 
 def _answer(tok, completion):
     """A completion's ids split into the answer and its closing punctuation: a test asks for the
-    words, and a sentence's final '.' (or Berglund's '."') is no part of the fact."""
-    ids = tok.encode(completion)
-    k = len(ids)
-    while k and is_punctuation(tok.itos[ids[k - 1]]):
+    words, and a sentence's final '.' (or Berglund's '."') is no part of the fact. Split as words,
+    not ids: a closing quote never seen in training is [UNK] as an id, yet still punctuation."""
+    words = split_words(completion)
+    k = len(words)
+    while k and is_punctuation(words[k - 1]):
         k -= 1
-    return ids[:k], ids[k:]
+    return tok.encode(" ".join(words[:k])), tok.encode(" ".join(words[k:]))
 
 
 def _entity_spans(ids, answers_by_first):
