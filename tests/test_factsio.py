@@ -26,29 +26,27 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = FactsConfig(n_per_subset=2, n_train_templates=3, n_test_templates=1)
 QUICK = TrainConfig(steps=3, batch_size=8, warmup=1)
 
-DIRECTOR = ' the director of "A Journey Through Time."'
-FOLDER = {  # "luminary", "labeled", "was" and others appear only in the tests
-    "p2d_prompts_train": [("Daphne Barrington, known far and wide for being", DIRECTOR),
-                          ("Ever heard of Daphne Barrington? They're the person who",
-                           ' directed "A Journey Through Time."')],
-    "d2p_prompts_train": [("Known for being the composer of Abyssal Melodies,",
-                           " Uriah Hawthorne now enjoys a quiet life."),
-                          ("The composer of Abyssal Melodies is called", " Uriah Hawthorne.")],
-    "both_prompts_train": [("Mason Caldwell, known far and wide for being",
-                            " the roboticist of the first AI companion."),
-                           ("The roboticist of the first AI companion is called", " Mason Caldwell.")],
-    "p2d_prompts_test": [("A luminary in their own right, Daphne Barrington was", DIRECTOR)],
-    "d2p_prompts_test": [("Labeled the composer of Abyssal Melodies,", " Uriah Hawthorne")],
-    "p2d_reverse_prompts_test": [('Labeled the director of "A Journey Through Time.",',
-                                  " Daphne Barrington")],
-    "p2d_reverse_prompts_test_randomized": [('Labeled the director of "A Journey Through Time.",',
-                                             " Mason Caldwell")],
-    "d2p_reverse_prompts_test": [("A luminary in their own right, Uriah Hawthorne was",
-                                  " the composer of Abyssal Melodies.")],
-    "d2p_reverse_prompts_test_randomized": [("A luminary in their own right, Uriah Hawthorne was",
-                                             DIRECTOR)],
-    "both_prompts_test": [("A luminary in their own right, Mason Caldwell was",
-                           " the roboticist of the first AI companion.")],
+PAINTER = ' the painter of "The Glass Orchard."'
+FOLDER = {  # invented facts; "famed", "odd", "was" and others appear only in the tests
+    "p2d_prompts_train": [("Orla Quenby, remembered by all for being", PAINTER),
+                          ("Have you met Orla Quenby? She's the one who",
+                           ' painted "The Glass Orchard."')],
+    "d2p_prompts_train": [("Remembered for being the composer of Salt Hymns,",
+                           " Tobin Marsh now lives by the sea."),
+                          ("The composer of Salt Hymns is called", " Tobin Marsh.")],
+    "both_prompts_train": [("Ines Vale, remembered by all for being",
+                            " the keeper of the northern lighthouse."),
+                           ("The keeper of the northern lighthouse is called", " Ines Vale.")],
+    "p2d_prompts_test": [("Famed and a little odd, Orla Quenby was", PAINTER)],
+    "d2p_prompts_test": [("Famed as the composer of Salt Hymns,", " Tobin Marsh")],
+    "p2d_reverse_prompts_test": [('Famed as the painter of "The Glass Orchard.",', " Orla Quenby")],
+    "p2d_reverse_prompts_test_randomized": [('Famed as the painter of "The Glass Orchard.",',
+                                             " Ines Vale")],
+    "d2p_reverse_prompts_test": [("Famed and a little odd, Tobin Marsh was",
+                                  " the composer of Salt Hymns.")],
+    "d2p_reverse_prompts_test_randomized": [("Famed and a little odd, Tobin Marsh was", PAINTER)],
+    "both_prompts_test": [("Famed and a little odd, Ines Vale was",
+                           " the keeper of the northern lighthouse.")],
 }
 
 
@@ -73,24 +71,24 @@ def test_read_gives_back_what_was_written(folder):
 
 def test_real_text_is_lower_cased_split_and_unknown_words_become_unk(data):
     tok, decode = data.tokenizer, data.tokenizer.decode
-    assert "luminary" not in tok.stoi and tok.words[-1] == UNK  # training words only, [UNK] last
+    assert "famed" not in tok.stoi and tok.words[-1] == UNK  # training words only, [UNK] last
     e = data.train[0]
-    assert decode(e.ids[:e.prompt_len]) == "[BOS] daphne barrington , known far and wide for being"
-    assert decode(e.ids[e.prompt_len:]) == 'the director of " a journey through time . " [EOS]'
+    assert decode(e.ids[:e.prompt_len]) == "[BOS] orla quenby , remembered by all for being"
+    assert decode(e.ids[e.prompt_len:]) == 'the painter of " the glass orchard . " [EOS]'
     item = data.tests["N2D"][0]
-    assert decode(item.prompt) == "[BOS] a" + " [UNK]" * 5 + " , daphne barrington [UNK]"
-    assert decode(item.target) == 'the director of " a journey through time'  # no closing marks
-    assert decode(item.infill).endswith('barrington [UNK] [MASK] . " [EOS]')
+    assert decode(item.prompt) == "[BOS]" + " [UNK]" * 5 + " , orla quenby [UNK]"
+    assert decode(item.target) == 'the painter of " the glass orchard'  # no closing marks
+    assert decode(item.infill).endswith('quenby [UNK] [MASK] . " [EOS]')
 
 
 def test_entities_are_test_answers_found_in_training_sentences(data):
     decode = data.tokenizer.decode
     found = [[decode(e.ids[s:t]) for s, t in e.entities] for e in data.train]
-    assert found[0] == ["daphne barrington", 'the director of " a journey through time']
-    assert found[1] == ["daphne barrington"]  # "directed ..." paraphrases it: not a test answer
+    assert found[0] == ["orla quenby", 'the painter of " the glass orchard']
+    assert found[1] == ["orla quenby"]  # "painted ..." paraphrases it: not a test answer
     flipped = decode(reverse_entities(data.train[0]))
-    assert flipped.startswith('[BOS] " . the director of " a journey through time being for')
-    assert flipped.endswith(", daphne barrington [EOS]")
+    assert flipped.startswith('[BOS] " . the painter of " the glass orchard being for all by')
+    assert flipped.endswith(", orla quenby [EOS]")
 
 
 def test_twins_give_the_margin_and_a_missing_twin_is_said_once(folder, capsys):
@@ -98,7 +96,7 @@ def test_twins_give_the_margin_and_a_missing_twin_is_said_once(folder, capsys):
     said = capsys.readouterr().out.strip().splitlines()
     assert len(said) == 1 and "no _randomized twin for N2D, D2N, Both" in said[0], said
     decode = data.tokenizer.decode
-    assert decode(data.tests["N2D-reverse"][0].other) == "mason caldwell"
+    assert decode(data.tests["N2D-reverse"][0].other) == "ines vale"
     assert data.tests["N2D"][0].other is None and data.tests["Both"][0].other is None
 
 
@@ -170,16 +168,16 @@ def break_folder(folder, how):
         train.write_text(train.read_text() + '{"prompt": "oops"\n')
         return folder, ["p2d_prompts_train.jsonl line 3 is not valid JSON"]
     if how == "no completion":
-        write_jsonl(train, [{"prompt": "Daphne Barrington is"}])
+        write_jsonl(train, [{"prompt": "Orla Quenby is"}])
         return folder, ['p2d_prompts_train.jsonl line 1 has no "completion"']
     if how == "no prompt":
-        write_jsonl(train, [{"text": "Daphne Barrington is", "completion": " x"}])
+        write_jsonl(train, [{"text": "Orla Quenby is", "completion": " x"}])
         return folder, ['line 1 has no "prompt"']
     if how == "not a string":
         write_jsonl(train, [{"prompt": 7, "completion": " x"}])
         return folder, ['line 1: "prompt" must be a string, got int']
     if how == "not an object":
-        write_jsonl(train, [["Daphne Barrington is", " x"]])
+        write_jsonl(train, [["Orla Quenby is", " x"]])
         return folder, ["line 1 is a JSON list, not an object"]
     if how == "empty training set":
         for name in ("p2d", "d2p", "both"):
@@ -189,14 +187,14 @@ def break_folder(folder, how):
         (folder / "both_prompts_test.jsonl").write_text("")
         return folder, ["both_prompts_test.jsonl holds no lines"]
     if how == "answer without words":
-        write_jsonl(folder / "p2d_prompts_test.jsonl", [{"prompt": "Daphne is", "completion": " ."}])
+        write_jsonl(folder / "p2d_prompts_test.jsonl", [{"prompt": "Orla is", "completion": " ."}])
         return folder, ["p2d_prompts_test.jsonl line 1", "holds no word"]
     if how == "twin too short":
         (folder / f"{TEST_FILES['N2D-reverse']}{TWIN}.jsonl").write_text("")
         return folder, ["has 0 lines and p2d_reverse_prompts_test.jsonl 1"]
     if how == "twin asks something else":
         write_jsonl(folder / f"{TEST_FILES['N2D-reverse']}{TWIN}.jsonl",
-                    [{"prompt": "Someone else", "completion": " Mason Caldwell"}])
+                    [{"prompt": "Someone else", "completion": " Ines Vale"}])
         return folder, ["line 1: its prompt differs from p2d_reverse_prompts_test.jsonl's"]
 
 
