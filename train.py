@@ -4,17 +4,19 @@ Reversal task (the default): one run writes DIR/ckpt.pt and DIR/results.json (DI
 default runs/OBJECTIVE-sSEED) and prints its table. Several objectives or seeds (`--objective all
 --seed 0 1 2`) train one after another into --out/OBJECTIVE-sSEED and end with the mean ± std table.
 Length task: one causal run at --length tokens into DIR (default runs/length-sSEED); evaluate it
-past that length with `python eval.py --task length DIR`.
+past that length with `python eval.py --task length DIR`. The reversal facts are generated, or
+read from a folder in Berglund et al.'s format (`--facts DIR`); `--write-facts DIR` writes the
+generated ones in that format, to read or edit.
 """
 
 import json
 from dataclasses import replace
 from pathlib import Path
 
-from tinyrev import cli
+from tinyrev import cli, factsio
 from tinyrev.evaluate import table
 from tinyrev.experiment import train_reversal
-from tinyrev.facts import FactsConfig
+from tinyrev.facts import FactsConfig, generate_records
 from tinyrev.length import LENGTH_TRAINING, TRAIN_LEN, train_length
 from tinyrev.longtext import LongTextConfig
 from tinyrev.objectives import OBJECTIVES
@@ -37,11 +39,17 @@ def parse():
     p.add_argument("--lr", type=float, help=f"peak learning rate (default: {TrainConfig.lr})")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best one present)")
     p.add_argument("--out", help="run directory; with several runs, their parent (default: runs)")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
+    source.add_argument("--facts", metavar="DIR", help="train and test on the facts in DIR, in "
+                        "Berglund et al.'s experiment-1 format (default: generated facts)")
+    source.add_argument("--write-facts", metavar="DIR", help="write the generated facts to DIR "
+                        "in that format, then stop")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args()
-    if args.task == "length" and args.objective:
-        p.error("--objective is for the reversal task; the length task trains causally (ntp)")
+    if args.task == "length" and (args.objective or args.facts or args.write_facts):
+        p.error("--objective, --facts and --write-facts are for the reversal task; the length "
+                "task trains causally (ntp) on its own generated text")
     if args.task != "length" and args.length and not args.resume:
         p.error("--length is for the length task (--task length)")
     return args
@@ -65,7 +73,8 @@ def resume(args):
         return length(args.resume, meta["train_len"], saved, LongTextConfig(**meta["text"]),
                       args, ckpt)
     return [train_reversal(meta["objective"], args.resume, train_cfg=saved,
-                           facts_cfg=FactsConfig(**meta["facts"]), device=args.device,
+                           facts_cfg=FactsConfig(**meta.get("facts", {})),
+                           facts_files=meta.get("facts_files"), device=args.device,
                            resume=ckpt, progress=not args.quiet)]
 
 
@@ -81,6 +90,7 @@ def reversal(args, given):
     objectives = list(OBJECTIVES) if "all" in (args.objective or []) else (args.objective or ["ntp"])
     seeds = args.seed or [0]
     many = len(objectives) * len(seeds) > 1
+    facts_files = factsio.read(args.facts) if args.facts else None
     results = []
     for objective in objectives:
         for seed in seeds:
@@ -88,7 +98,8 @@ def reversal(args, given):
             out = Path(args.out or "runs") / name if many or not args.out else Path(args.out)
             print(f"== {name} -> {out}")
             r = train_reversal(objective, out, train_cfg=TrainConfig(**given, seed=seed),
-                               device=args.device, progress=not args.quiet)
+                               facts_files=facts_files, device=args.device,
+                               progress=not args.quiet)
             print(f"   {r['seconds']:.0f} s, " + ", ".join(
                 f"{t} {100 * a:.0f}%" for t, a in r["accuracy"].items()))
             results.append(r)
@@ -97,6 +108,11 @@ def reversal(args, given):
 
 def main():
     args = parse()
+    if args.write_facts:
+        factsio.write(generate_records(), args.write_facts)
+        print(f"wrote the generated facts to {args.write_facts}; train on them with "
+              f"python train.py --facts {args.write_facts}")
+        return
     given = {"steps": args.steps, "lr": args.lr, "batch_size": args.batch_size}
     given = {k: v for k, v in given.items() if v is not None}
     if args.resume:

@@ -2,7 +2,8 @@
 
 Covers: greedy-decoding accuracy (correct when the completion starts with the target) and the
 log-prob margin, log p(target | prompt) - log p(another person's target | same prompt), each with
-the query form that suits the objective: a causal prompt, or a blank to infill for ABI.
+the query form that suits the objective: a causal prompt, or a blank to infill for ABI. A test
+whose items carry no other answer (a facts folder without that twin file) gets no margin: None.
 Leaves out: the length-generalization measurements.
 """
 
@@ -73,10 +74,12 @@ def reversal_scores(model, data, objective: str, device="cpu"):
             out = generate(model, idx, L, pos=pos, span_pos=span, pattern=pattern, **options)
             correct += sum(out[r, :len(it.target)].tolist() == it.target
                            for r, it in enumerate(group))
-            good = _answer_logprob(model, objective, queries, [it.target for it in group])
-            bad = _answer_logprob(model, objective, queries, [it.other for it in group])
-            margins += (good - bad).tolist()
-        accuracy[test], margin[test] = correct / len(items), statistics.fmean(margins)
+            if items[0].other is not None:
+                good = _answer_logprob(model, objective, queries, [it.target for it in group])
+                bad = _answer_logprob(model, objective, queries, [it.other for it in group])
+                margins += (good - bad).tolist()
+        accuracy[test] = correct / len(items)
+        margin[test] = statistics.fmean(margins) if margins else None
     return accuracy, margin
 
 
@@ -103,7 +106,7 @@ def complete(model, tokenizer, objective: str, text: str, max_new_tokens: int = 
 
 def table(results: list, key: str = "accuracy") -> str:
     """Rows per objective (mean ± std over seeds where there are several), columns per test.
-    Accuracy is shown in percent, the margin in nats."""
+    Accuracy is shown in percent, the margin in nats; a value never measured (None) as '—'."""
     by_objective = defaultdict(list)
     for r in results:
         by_objective[r["objective"]].append(r)
@@ -114,8 +117,8 @@ def table(results: list, key: str = "accuracy") -> str:
     for objective, runs in by_objective.items():
         cells = []
         for t in tests:
-            values = [scale * r[key][t] for r in runs]
-            cell = f"{statistics.fmean(values):.1f}"
+            values = [scale * r[key][t] for r in runs if r[key].get(t) is not None]
+            cell = f"{statistics.fmean(values):.1f}" if values else "—"
             if len(values) > 1:
                 cell += f" ± {statistics.stdev(values):.1f}"
             cells.append(cell.rjust(16))

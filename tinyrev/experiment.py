@@ -26,14 +26,32 @@ def model_config(objective: str, vocab_size: int) -> ModelConfig:
     return ModelConfig(vocab_size=vocab_size, span_positions=span)
 
 
+def data_of(meta: dict) -> facts.ReversalData:
+    """A run's data: built from the facts files stored with it, or generated again from its settings."""
+    if "facts_files" in meta:
+        return facts.build(meta["facts_files"])
+    return facts.generate(facts.FactsConfig(**meta["facts"]))
+
+
 def train_reversal(objective: str, out_dir, *, train_cfg: TrainConfig = TrainConfig(),
-                   facts_cfg: facts.FactsConfig = facts.FactsConfig(), device=None,
+                   facts_cfg: facts.FactsConfig = facts.FactsConfig(),
+                   facts_files: dict | None = None, device=None,
                    resume: dict | None = None, progress: bool = True) -> dict:
-    """Train one objective on the generated facts, score it, write results.json; return results."""
+    """Train one objective, score it, write results.json; return results.
+
+    The data is generated from `facts_cfg`, or built from `facts_files` (a facts folder as
+    `factsio.read` returns it), which the checkpoint then keeps: the run stays evaluable after
+    the folder is moved, edited or deleted.
+    """
     make = objectives.get(objective)
     check_fresh(out_dir, resume)
     device = pick_device(device) if not isinstance(device, torch.device) else device
-    data = facts.generate(facts_cfg)
+    source = {"facts": asdict(facts_cfg)} if facts_files is None else {"facts_files": facts_files}
+    data = data_of(source)
+    longest = max(len(it.target) for items in data.tests.values() for it in items)
+    if objective == "abi" and longest + 2 > SPAN_POSITIONS:  # offsets 0 and [START]'s take two
+        raise ValueError(f"a test answer of {longest} words is longer than ABI's learned span "
+                         f"offsets allow ({SPAN_POSITIONS - 2} words)")
     torch.manual_seed(train_cfg.seed)
     model = Transformer(model_config(objective, len(data.tokenizer)))
     train = data.train
@@ -42,8 +60,7 @@ def train_reversal(objective: str, out_dir, *, train_cfg: TrainConfig = TrainCon
         pick = torch.randint(len(train), (train_cfg.batch_size,), generator=gen).tolist()
         return make([train[i] for i in pick], gen)
 
-    meta = {"task": "reversal", "objective": objective, "facts": asdict(facts_cfg),
-            "vocab": data.tokenizer.words}
+    meta = {"task": "reversal", "objective": objective, **source, "vocab": data.tokenizer.words}
     t0 = time.perf_counter()
     fit(model, make_batch, train_cfg, out_dir, device=device, meta=meta, resume=resume,
         progress=progress)
@@ -85,7 +102,7 @@ def load_model(run_dir, task: str, device=None):
 def load_run(run_dir, device=None):
     """(model, data, checkpoint) of a trained reversal run directory."""
     model, ckpt = load_model(run_dir, "reversal", device)
-    data = facts.generate(facts.FactsConfig(**ckpt["meta"]["facts"]))
+    data = data_of(ckpt["meta"])
     if data.tokenizer.words != ckpt["meta"]["vocab"]:
-        raise ValueError(f"{run_dir}: its vocabulary differs from the data its settings generate")
+        raise ValueError(f"{run_dir}: its vocabulary differs from the one its data gives")
     return model, data, ckpt

@@ -1,20 +1,29 @@
 """Fictitious people for the reversal-curse experiment, in the shape of Berglund et al.'s experiment 1.
 
-Covers: generating unique names and descriptions, the three disjoint subsets (name-first only,
-description-first only, both orders), paraphrase templates split into training and held-out test
-templates, and the five tests. Everything is generated from a seed; nothing is downloaded.
-Leaves out: reading Berglund's own files.
+Covers: the file layout of that experiment (training files, the five tests and their `_randomized`
+twins, each a list of prompt/completion lines), `build`, which turns any facts in that layout into
+token ids for training and testing, and a generator of such facts from a seed: unique names and
+descriptions, the three disjoint subsets (name-first only, description-first only, both orders),
+paraphrase templates split into training and held-out test templates.
+Leaves out: reading and writing the files on disk (factsio.py).
 
-A name-first sentence ends with the description, a description-first one with the name, so the
-text before the answer is a causal prompt and the answer slot can also be blanked for GLM's infilling.
+A test's answer ends its sentence, so the text before it is a causal prompt and the answer slot
+can also be blanked for GLM's infilling.
 """
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
-from .tokenizer import BOS, EOS, MASK, WordTokenizer
+from .tokenizer import BOS, EOS, MASK, UNK, WordTokenizer, is_punctuation, split_words
+
+# the file layout: each file a list of (prompt, completion) lines, named as in Berglund's repository
+TRAIN_FILES = ("p2d_prompts_train", "d2p_prompts_train", "both_prompts_train")
+TEST_FILES = {"N2D": "p2d_prompts_test", "D2N": "d2p_prompts_test",
+              "N2D-reverse": "p2d_reverse_prompts_test", "D2N-reverse": "d2p_reverse_prompts_test",
+              "Both": "both_prompts_test"}
+TWIN = "_randomized"  # a test file's twin: the same prompts, each with another person's answer
 
 FIRST = ("ada bram cyra dorian elsie fenn greta hollis ines jonah kira lucan mirabel nils orla "
          "piet quinn rosalind soren tamsin ulla viggo wren xavi yara zeno aurel bettany calix "
@@ -61,14 +70,14 @@ class Example:
     """One training sentence: ids with [BOS]/[EOS], where its answer starts, its entity spans."""
     ids: torch.Tensor
     prompt_len: int
-    entities: tuple = field(default_factory=tuple)  # (start, end) of name and of description
+    entities: tuple = field(default_factory=tuple)  # (start, end) of each name and description
 
 
 @dataclass
 class TestItem:
     prompt: list          # [BOS] + text before the answer
     target: list          # the answer's tokens
-    other: list           # another person's answer, for the log-prob margin
+    other: list | None    # another person's answer, for the log-prob margin (None: no twin)
     infill: list          # [BOS] + text with the answer replaced by one [MASK] + [EOS]
 
 
@@ -77,22 +86,73 @@ class ReversalData:
     tokenizer: WordTokenizer
     train: list           # of Example
     tests: dict           # test name -> list of TestItem
-    people: dict          # subset -> list of (name, description)
+    # subset -> list of (name, description); generated facts only: files do not say which is which
+    people: dict = field(default_factory=dict)
+
+
+def _answer(tok, completion):
+    """A completion's ids split into the answer and its closing punctuation: a test asks for the
+    words, and a sentence's final '.' (or Berglund's '."') is no part of the fact. Split as words,
+    not ids: a closing quote never seen in training is [UNK] as an id, yet still punctuation."""
+    words = split_words(completion)
+    k = len(words)
+    while k and is_punctuation(words[k - 1]):
+        k -= 1
+    return tok.encode(" ".join(words[:k])), tok.encode(" ".join(words[k:]))
+
+
+def _entity_spans(ids, answers_by_first):
+    """(start, end) of each known answer found word for word in `ids`, left to right, the longest
+    one where several start at the same word."""
+    spans, i = [], 0
+    while i < len(ids):
+        found = next((a for a in answers_by_first.get(ids[i], ()) if ids[i:i + len(a)] == a), None)
+        if found:
+            spans.append((i, i + len(found)))
+        i += len(found) if found else 1
+    return tuple(spans)
+
+
+def build(records: dict) -> ReversalData:
+    """Token ids for training and testing from facts in the file layout above:
+    {file name without .jsonl: [(prompt, completion), ...]}, twins optional.
+
+    The vocabulary holds the words of the training files only: a test word never seen in training
+    becomes [UNK], so nothing about the tests shapes the model. A training sentence is prompt then
+    completion, and its entities (kept whole by reverse training) are the test answers, names and
+    descriptions, wherever one appears in it word for word.
+    """
+    train_lines = [line for name in TRAIN_FILES for line in records[name]]
+    test_texts = [text for name in TEST_FILES.values() for file in (name, name + TWIN)
+                  for line in records.get(file, ()) for text in line]
+    tok = WordTokenizer.from_texts([text for line in train_lines for text in line], test_texts)
+
+    tests = {}
+    for test, name in TEST_FILES.items():
+        twins = records.get(name + TWIN)
+        tests[test] = []
+        for k, (prompt, completion) in enumerate(records[name]):
+            p = [BOS] + tok.encode(prompt)
+            target, tail = _answer(tok, completion)
+            other = _answer(tok, twins[k][1])[0] if twins else None
+            tests[test].append(TestItem(p, target, other, p + [MASK] + tail + [EOS]))
+
+    answers_by_first = {}
+    for a in sorted({tuple(it.target) for items in tests.values() for it in items}, key=len,
+                    reverse=True):
+        answers_by_first.setdefault(a[0], []).append(list(a))
+    train = []
+    for prompt, completion in train_lines:
+        p = tok.encode(prompt)
+        ids = [BOS] + p + tok.encode(completion) + [EOS]
+        train.append(Example(torch.tensor(ids), 1 + len(p), _entity_spans(ids, answers_by_first)))
+    return ReversalData(tok, train, tests)
 
 
 def _templates(links, rng, cfg):
     all_ = [(o, l) for o in OPENERS for l in links]
     rng.shuffle(all_)
     return all_[:cfg.n_train_templates], all_[cfg.n_train_templates:][:cfg.n_test_templates]
-
-
-def _sentence(template, first, second):
-    """Words of `opener first link second .`, with the (start, end) word spans of both entities."""
-    opener, link = (part.split() for part in template)
-    a = len(opener)
-    b = a + len(first) + len(link)
-    words = opener + first + link + second + ["."]
-    return words, ((a, a + len(first)), (b, b + len(second)))
 
 
 def make_people(cfg: FactsConfig) -> dict:
@@ -107,64 +167,61 @@ def make_people(cfg: FactsConfig) -> dict:
     return {"p2d": people[:k], "d2p": people[k:2 * k], "both": people[2 * k:]}
 
 
-def generate(cfg: FactsConfig = FactsConfig()) -> ReversalData:
+def generate_records(cfg: FactsConfig = FactsConfig()) -> dict:
+    """The generated facts in the file layout, twins included: what `--write-facts` writes."""
     rng = random.Random(cfg.seed)
     people = make_people(cfg)
     name_first = _templates(NAME_FIRST_LINKS, rng, cfg)   # (train, test)
     desc_first = _templates(DESC_FIRST_LINKS, rng, cfg)
 
-    # raw sentences: (words, (name span, description span) in word order, a wrong answer)
-    def sentences(subset, name_first_order, split):
-        out = []
-        for i, (name, desc) in enumerate(people[subset]):
-            other = people[subset][(i + 1) % len(people[subset])]  # the next person: never oneself
-            templates = (name_first if name_first_order else desc_first)[split]
-            for t in templates:
-                first, second = (name, desc) if name_first_order else (desc, name)
-                words, spans = _sentence(t, first.split(), second.split())
-                wrong = (other[1] if name_first_order else other[0]).split()
-                out.append((words, spans, wrong))
+    def lines(subset, name_first_order, split, wrong=False):
+        """`opener first link` -> ` second .`; with `wrong`, the next person's second entity."""
+        out, group = [], people[subset]
+        for i, (name, desc) in enumerate(group):
+            first, second = (name, desc) if name_first_order else (desc, name)
+            if wrong:  # the next person: never oneself
+                second = group[(i + 1) % len(group)][1 if name_first_order else 0]
+            for opener, link in (name_first if name_first_order else desc_first)[split]:
+                out.append((" ".join(w for w in (opener, first, link) if w), f" {second} ."))
         return out
 
-    train_raw = (sentences("p2d", True, 0) + sentences("d2p", False, 0)
-                 + sentences("both", True, 0) + sentences("both", False, 0))
-    test_raw = {
-        "N2D": sentences("p2d", True, 1),
-        "D2N": sentences("d2p", False, 1),
-        "N2D-reverse": sentences("p2d", False, 1),
-        "D2N-reverse": sentences("d2p", True, 1),
-        "Both": sentences("both", True, 1) + sentences("both", False, 1),
-    }
-    every_text = [" ".join(w) for w, _, _ in train_raw] + [
-        " ".join(w) for items in test_raw.values() for w, _, _ in items]
-    tok = WordTokenizer.from_texts(every_text)
+    def tests(wrong):
+        return {"N2D": lines("p2d", True, 1, wrong), "D2N": lines("d2p", False, 1, wrong),
+                "N2D-reverse": lines("p2d", False, 1, wrong),
+                "D2N-reverse": lines("d2p", True, 1, wrong),
+                "Both": lines("both", True, 1, wrong) + lines("both", False, 1, wrong)}
 
-    train = []
-    for words, spans, _ in train_raw:
-        ids = [BOS] + tok.encode(" ".join(words)) + [EOS]  # word i sits at id index i + 1
-        train.append(Example(torch.tensor(ids), spans[1][0] + 1,
-                             tuple((s + 1, e + 1) for s, e in spans)))
-    tests = {}
-    for test, items in test_raw.items():
-        tests[test] = []
-        for words, spans, wrong in items:
-            s, e = spans[1]
-            ids = tok.encode(" ".join(words))
-            tests[test].append(TestItem(prompt=[BOS] + ids[:s], target=ids[s:e],
-                                        other=tok.encode(" ".join(wrong)),
-                                        infill=[BOS] + ids[:s] + [MASK] + ids[e:] + [EOS]))
-    return ReversalData(tok, train, tests, people)
+    records = {"p2d_prompts_train": lines("p2d", True, 0), "d2p_prompts_train": lines("d2p", False, 0),
+               "both_prompts_train": lines("both", True, 0) + lines("both", False, 0)}
+    right, wrong = tests(False), tests(True)
+    for test, name in TEST_FILES.items():
+        records[name], records[name + TWIN] = right[test], wrong[test]
+    return records
+
+
+def generate(cfg: FactsConfig = FactsConfig()) -> ReversalData:
+    return replace(build(generate_records(cfg)), people=make_people(cfg))
+
+
+def describe(data: ReversalData) -> str:
+    """What a model is trained and tested on, in a few printed lines."""
+    decode, out = data.tokenizer.decode, []
+    for subset, people in data.people.items():
+        out.append(f"{subset}: {len(people)} people, e.g. {people[0][0]!r} = {people[0][1]!r}")
+    out.append(f"\n{len(data.train)} training sentences, {len(data.tokenizer)} words; the first three:")
+    out += ["   " + decode(e.ids) for e in data.train[:3]]
+    unk = data.tokenizer.stoi.get(UNK)
+    for test, items in data.tests.items():
+        it = items[0]
+        out.append(f"\n{test} ({len(items)} items)\n   prompt: {decode(it.prompt)}\n   target: "
+                   f"{decode(it.target)}\n   ABI query: {decode(it.infill)}")
+        if unk is not None:
+            out.append(f"   {sum(unk in i.prompt for i in items)} prompts and "
+                       f"{sum(unk in i.target for i in items)} answers hold a word never trained on")
+        if it.other is None:
+            out.append("   no twin file: its log-prob margin is skipped")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":  # python -m tinyrev.facts: what the model is trained and tested on
-    data = generate()
-    decode = data.tokenizer.decode
-    for subset, people in data.people.items():
-        print(f"{subset}: {len(people)} people, e.g. {people[0][0]!r} = {people[0][1]!r}")
-    print(f"\n{len(data.train)} training sentences, {len(data.tokenizer)} words; the first three:")
-    for e in data.train[:3]:
-        print("  ", decode(e.ids))
-    for test, items in data.tests.items():
-        it = items[0]
-        print(f"\n{test} ({len(items)} items)\n   prompt: {decode(it.prompt)}\n   target: "
-              f"{decode(it.target)}\n   ABI query: {decode(it.infill)}")
+    print(describe(generate()))

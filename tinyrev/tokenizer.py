@@ -1,20 +1,29 @@
 """A word-level tokenizer: lower-cased words and punctuation marks, one id each.
 
 Covers: splitting text, building a vocabulary from a corpus, encoding and decoding, the special
-tokens every objective uses. Leaves out: subwords (BPE). A model trained from scratch on a few
-thousand sentences has no use for them, and whole words keep every printed example readable.
+tokens every objective uses, and [UNK] for words a vocabulary has never seen. Leaves out: subwords
+(BPE). A model trained from scratch on a few thousand sentences has no use for them, and whole
+words keep every printed example readable.
 """
 
 import re
 
 SPECIALS = ("[PAD]", "[BOS]", "[EOS]", "[MASK]", "[START]", "[END]")
 PAD, BOS, EOS, MASK, START, END = range(len(SPECIALS))
-_WORD = re.compile(r"\[[A-Z]+\]|[\w']+|[^\w\s]")
+# [UNK] is not among SPECIALS: a vocabulary that needs it carries it after its words, so that
+# data without unknown words keeps every id (and every result) it had before [UNK] existed
+UNK = "[UNK]"
+# an apostrophe belongs to a word only inside it ("world's"); quoting marks are tokens of their own
+_WORD = re.compile(r"\[[A-Z]+\]|\w+(?:'\w+)*|[^\w\s]")
 
 
 def split_words(text: str) -> list[str]:
     """'Daphne, the Author.' -> ['daphne', ',', 'the', 'author', '.']"""
-    return [w if w in SPECIALS else w.lower() for w in _WORD.findall(text)]
+    return [w if w in SPECIALS or w == UNK else w.lower() for w in _WORD.findall(text)]
+
+
+def is_punctuation(word: str) -> bool:
+    return re.search(r"\w", word) is None
 
 
 class WordTokenizer:
@@ -24,8 +33,12 @@ class WordTokenizer:
         self.stoi = {w: i for i, w in enumerate(self.itos)}
 
     @classmethod
-    def from_texts(cls, texts) -> "WordTokenizer":
-        return cls(sorted({w for t in texts for w in split_words(t)}))
+    def from_texts(cls, texts, unknown=()) -> "WordTokenizer":
+        """The words of `texts`, sorted; [UNK] after them if any of the `unknown` texts needs it."""
+        words = sorted({w for t in texts for w in split_words(t)})
+        known = set(words)
+        needs_unk = any(w not in known for t in unknown for w in split_words(t))
+        return cls(words + [UNK] * needs_unk)
 
     @property
     def words(self) -> list[str]:
@@ -35,12 +48,16 @@ class WordTokenizer:
         return len(self.itos)
 
     def encode(self, text: str) -> list[int]:
+        """Ids of the words of `text`. A word outside the vocabulary becomes [UNK] where the
+        vocabulary has it, and is an error where it does not."""
+        unk = self.stoi.get(UNK)
         ids = []
         for w in split_words(text):
-            if w not in self.stoi:
+            i = self.stoi.get(w, unk)
+            if i is None:
                 raise ValueError(f"the word {w!r} is not in the vocabulary of {len(self)} words "
                                  "(the words of the training data)")
-            ids.append(self.stoi[w])
+            ids.append(i)
         return ids
 
     def decode(self, ids) -> str:
