@@ -110,7 +110,7 @@ def test_bad_dimension_is_refused(dim):
 
 
 def eval_py(monkeypatch, *args):
-    """Run eval.py in this process; return its exit code and the one message it printed."""
+    """Run eval.py in this process; return its exit code."""
     monkeypatch.setattr(sys, "argv", ["eval.py", *args])
     with pytest.raises(SystemExit) as e:
         runpy.run_path(EVAL, run_name="__main__")
@@ -122,10 +122,10 @@ def eval_py(monkeypatch, *args):
     (["--task", "dynamics", "--pairs", "3"], "the test needs at least 2"),
     (["--task", "reversal"], "--task reversal needs at least one RUN_DIR"),
 ])
-def test_eval_refuses_bad_input_in_one_line(monkeypatch, args, words):
-    message = eval_py(monkeypatch, *args)
-    assert isinstance(message, str) and "\n" not in message
-    assert message.startswith("eval.py: error: ") and words in message
+def test_eval_refuses_bad_input_in_one_line(monkeypatch, capsys, args, words):
+    assert eval_py(monkeypatch, *args) == 2
+    message = capsys.readouterr().err.strip()
+    assert "\n" not in message and message.startswith("eval.py: error: ") and words in message
 
 
 def test_eval_refuses_a_non_positive_dimension(monkeypatch, capsys):
