@@ -30,6 +30,14 @@ def test_mask_matches_hand_written(pattern, options):
     assert torch.equal(build_mask(pattern, 5, **dict(options)), expected)
 
 
+@pytest.mark.parametrize("pattern, options", HAND_WRITTEN)
+def test_last_rows_alone_match_the_full_mask(pattern, options):
+    # decoding asks for the last query's row only; it must be that row of the full mask
+    full = build_mask(pattern, 5, **dict(options))
+    for n in (1, 3):
+        assert torch.equal(build_mask(pattern, 5, n_queries=n, **dict(options)), full[-n:])
+
+
 def test_per_sequence_prefix_lengths_give_one_mask_each():
     masks = build_mask("prefix", 4, prefix_len=torch.tensor([1, 3]))
     assert masks.shape == (2, 4, 4)
@@ -43,6 +51,7 @@ def test_per_sequence_prefix_lengths_give_one_mask_each():
     ("lambda", {"n_global": 1, "n_local": 0}, "n_local.*>= 1; got 0"),
     ("lambda", {"n_global": -1, "n_local": 2}, "n_global.*>= 0; got -1"),
     ("sideways", {}, "unknown attention pattern 'sideways'"),
+    ("causal", {"n_queries": 6}, "n_queries must be an int in \\[1, 5\\].*got 6"),
 ])
 def test_bad_options_are_named(pattern, options, message):
     with pytest.raises(ValueError, match=message):

@@ -4,7 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tinyrev.model import FeedForward, ModelConfig, RMSNorm, Transformer, generate, sample_next
+from tinyrev.model import (FeedForward, KVCache, ModelConfig, RMSNorm, Transformer, generate,
+                           sample_next)
+from tinyrev.rope import apply_rope
 
 pytestmark = pytest.mark.lesson01
 
@@ -50,6 +52,18 @@ def test_cached_greedy_generation_equals_full_recomputation():
     for _ in range(6):  # greedy by hand: rerun the whole sequence every step
         seq = torch.cat((seq, model(seq)[:, -1].argmax(-1, keepdim=True)), 1)
     assert torch.equal(new, seq[:, 5:])
+
+
+def test_full_cache_stores_rotated_keys_and_refuses_bico():
+    model = tiny()
+    cache = KVCache(2)
+    x = torch.randint(0, 40, (1, 4))
+    model(x, cache=cache)
+    k = model.blocks[0].attn.wqkv(model.blocks[0].attn_norm(model.embed(x))).chunk(3, -1)[1]
+    k = k.view(1, 4, 2, 16).transpose(1, 2)  # (B, H, T, Dh), as Attention splits it
+    torch.testing.assert_close(cache.buffers[0][0][..., :4, :], apply_rope(k, torch.arange(4)))
+    with pytest.raises(ValueError, match="'bico' rotates each key by its role"):
+        model(x, pattern="bico", cache=KVCache(2))
 
 
 def test_sampling_filters():

@@ -36,22 +36,27 @@ def _prefix_length(name, value, T, device):
 
 
 def build_mask(pattern: str, T: int, *, prefix_len=None, part_a_len=None, n_global=None,
-               n_local=None, device=None) -> torch.Tensor:
+               n_local=None, n_queries=None, device=None) -> torch.Tensor:
     """Boolean (T, T) mask, True where query i may attend key j.
 
     causal: j <= i.      prefix: causal, plus every key j < prefix_len.
     abi: the prefix mask with Part A as the prefix (GLM: A bidirectional, B sees A and earlier B).
     bico: every pair.    lambda: j <= i and (i - j < n_local or j < n_global).
     A length given as a (B,) tensor, one per sequence, gives a (B, T, T) mask.
+    n_queries: only the last n_queries rows, (n_queries, T). Decoding asks for one row over
+    thousands of keys; building all T x T rows to keep one would cost O(T^2) per token.
     """
     if pattern not in PATTERNS:
         raise ValueError(f"unknown attention pattern {pattern!r}; choose one of {PATTERNS}")
     if not isinstance(T, int) or T < 1:
         raise ValueError(f"sequence length must be a positive int; got {T!r}")
-    i = torch.arange(T, device=device)[:, None]
+    T_q = T if n_queries is None else n_queries
+    if isinstance(T_q, bool) or not isinstance(T_q, int) or not 1 <= T_q <= T:
+        raise ValueError(f"n_queries must be an int in [1, {T}], the sequence length; got {T_q!r}")
+    i = torch.arange(T - T_q, T, device=device)[:, None]
     j = torch.arange(T, device=device)[None, :]
     if pattern == "bico":
-        return torch.ones(T, T, dtype=torch.bool, device=device)
+        return torch.ones(T_q, T, dtype=torch.bool, device=device)
     if pattern == "prefix":
         return (j <= i) | (j < _prefix_length("prefix_len", prefix_len, T, device))
     if pattern == "abi":
@@ -77,23 +82,29 @@ def check_lambda_sizes(n_global, n_local):
 
 
 def attention(q, k, v, pos, pattern: str = "causal", *, key_mask=None, base: float = 10000.0,
-              distance_limit: bool = True, **options) -> torch.Tensor:
+              distance_limit: bool = True, k_rotated: bool = False, **options) -> torch.Tensor:
     """Attention of unrotated q (B, H, T_q, Dh) over k, v (B, H, T_k, Dh) under `pattern`.
 
     pos: positions of the T_k keys, (T_k,) or (B, T_k); the queries sit at the last T_q of them.
     key_mask: optional (B, T_k) bool, False for keys nobody may see (padding, BICO placeholders).
     options: the lengths `build_mask` needs for the pattern. For "lambda", `distance_limit=False`
     turns off LM-Infinite's distance limit and leaves only the Λ mask.
+    k_rotated: k arrives already rotated by `pos` (a full KV cache stores it so). Causal, prefix
+    and ABI rotate a key by its own position only, so that is the same; BICO and Λ rotate a key
+    by its role and need it unrotated.
     A query with no visible key returns a zero vector instead of NaN.
     """
     T_q, T_k = q.shape[-2], k.shape[-2]
+    if k_rotated and pattern in ("bico", "lambda"):
+        raise ValueError(f"pattern {pattern!r} rotates each key by its role and needs unrotated "
+                         f"keys; decode it without a full cache (Λ: a bounded KVCache)")
     if pattern == "lambda":
         if pos.dim() != 1:
             raise ValueError(f"Λ attention takes one position vector (T,) for the whole batch; "
                              f"got positions of shape {tuple(pos.shape)}")
         mask = lambda_mask(pos[T_k - T_q:], pos, options.get("n_global"), options.get("n_local"))
     else:
-        mask = build_mask(pattern, T_k, device=q.device, **options)[..., T_k - T_q:, :]
+        mask = build_mask(pattern, T_k, n_queries=T_q, device=q.device, **options)
     if mask.dim() == 3:
         mask = mask[:, None]  # (B, 1, T_q, T_k): one mask per sequence, shared by its heads
     empty = None
@@ -106,7 +117,8 @@ def attention(q, k, v, pos, pattern: str = "causal", *, key_mask=None, base: flo
     if pattern == "lambda" and distance_limit and options["n_global"] > 0:
         out = _softmax_attend(lambda_scores(q, k, q_pos, pos, base=base, **options), mask, v)
     else:
-        qr, kr = apply_rope(q, q_pos, base=base), apply_rope(k, pos, base=base)
+        qr = apply_rope(q, q_pos, base=base)
+        kr = k if k_rotated else apply_rope(k, pos, base=base)
         if pattern == "bico":
             out = _bico(q, k, v, qr, kr, q_pos, pos, mask, base)
         elif pattern == "causal" and empty is None and T_q == T_k:
@@ -134,7 +146,7 @@ def _bico(q, k, v, qr, kr, q_pos, pos, mask, base):
     q_rev = apply_rope(q, q_pos, base=base, reverse=True)
     k_rev = apply_rope(k, pos, base=base, reverse=True)
     backward = (q_rev @ k_rev.transpose(-2, -1)) * scale
-    lower = build_mask("causal", T_k, device=q.device)[T_k - T_q:]
+    lower = build_mask("causal", T_k, n_queries=T_q, device=q.device)
     return _softmax_attend(torch.where(lower, forward, backward), mask, v)
 
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .attention import attention, check_lambda_sizes
+from .rope import apply_rope
 
 
 @dataclass
@@ -72,12 +73,16 @@ class FeedForward(nn.Module):
 
 
 class KVCache:
-    """Per-layer keys, values and their positions, stored *before* rotation.
+    """Per-layer keys, values and their positions.
 
     Unbounded by default: every token stays, in buffers that double when full, so an append costs
-    O(1) on average instead of a copy of everything cached. With `n_local` set it is Λ's bounded
-    cache: only the first `n_global` and the last `n_local` tokens stay, and memory is constant
-    however long the text grows. Λ attention sees exactly those keys, so nothing is lost.
+    O(1) on average instead of a copy of everything cached. Its keys are stored rotated: under
+    causal, prefix and ABI attention a key's rotation never changes, and rotating all of them
+    again at every step would cost more than the attention itself on long texts.
+    With `n_local` set it is Λ's bounded cache: only the first `n_global` and the last `n_local`
+    tokens stay, and memory is constant however long the text grows. Λ attention sees exactly
+    those keys, so nothing is lost. They are stored *before* rotation, because Λ rotates a key
+    by its role: by its position inside the window, not at all as a far global key.
     """
 
     def __init__(self, n_layers: int, *, n_global: int = 0, n_local: int | None = None):
@@ -130,9 +135,13 @@ class Attention(nn.Module):
 
     def forward(self, x, pos, pattern, key_mask, cache, options):
         q, k, v = rearrange(self.wqkv(x), "b t (n h d) -> n b h t d", n=3, h=self.n_heads)
+        full_cache = cache is not None and cache.n_local is None
+        if full_cache:
+            k = apply_rope(k, pos, base=self.base)  # once, on the way in (see KVCache)
         if cache is not None:
             k, v, pos = cache.update(self.layer, k, v, pos)
-        out = attention(q, k, v, pos, pattern, key_mask=key_mask, base=self.base, **options)
+        out = attention(q, k, v, pos, pattern, key_mask=key_mask, base=self.base,
+                        k_rotated=full_cache, **options)
         return self.wo(rearrange(out, "b h t d -> b t (h d)"))
 
 
