@@ -60,6 +60,7 @@ def successors(cfg: LongTextConfig) -> torch.Tensor:
 
 def sample_texts(cfg: LongTextConfig, n: int, length: int, gen: torch.Generator) -> torch.Tensor:
     """(n, length) documents: BOS, then the language. One step per position, all n at once."""
+    # BEGIN SOLUTION lesson04: the documents, a word's successor or a copy from at most max_copy_distance back
     table, probs = successors(cfg), torch.tensor(SUCCESSOR_PROBS)
     x = torch.empty(n, length, dtype=torch.long)
     x[:, 0] = BOS
@@ -79,6 +80,7 @@ def sample_texts(cfg: LongTextConfig, n: int, length: int, gen: torch.Generator)
         x[:, t] = torch.where(copying, x[rows, t - dist.clamp(min=1)], markov)
         left = (left - 1).clamp(min=0)
     return x
+    # END SOLUTION
 
 
 def key_block(cfg: LongTextConfig, n: int, gen: torch.Generator):
