@@ -24,6 +24,7 @@ HAND_WRITTEN = {
 }
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize("pattern, options", HAND_WRITTEN)
 def test_mask_matches_hand_written(pattern, options):
     expected = grid(HAND_WRITTEN[pattern, options])

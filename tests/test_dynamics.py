@@ -38,6 +38,9 @@ def test_bilinear_gradient_is_the_hand_derived_one():
     assert torch.allclose(grad, -torch.outer(U[2], U[5] - p @ U), atol=1e-5)
 
 
+@pytest.mark.tools
+@pytest.mark.tools
+@pytest.mark.tools
 @pytest.mark.parametrize("orthonormal", [True, False])
 def test_reverse_logit_grows_by_the_embeddings_overlap(orthonormal):
     """After one step on (x, y) the reverse logit u_yᵀΘu_x moves by lr (u_y·u_x) (u_y - E_p u)·u_x:
@@ -128,6 +131,7 @@ def test_eval_refuses_bad_input_in_one_line(monkeypatch, capsys, args, words):
     assert "\n" not in message and message.startswith("eval.py: error: ") and words in message
 
 
+@pytest.mark.tools
 def test_eval_refuses_a_non_positive_dimension(monkeypatch, capsys):
     assert eval_py(monkeypatch, "--task", "dynamics", "--dim", "0") == 2
     err = capsys.readouterr().err.strip()
@@ -161,6 +165,7 @@ def test_a_one_layer_decoder_learns_each_hop_but_neither_reverse_nor_shortcut():
     assert c["direct_acc"] <= 0.2 and c["with_step_acc"] >= 0.9 and c["chance"] == 1 / 20
 
 
+@pytest.mark.tools
 def test_heatmap_shades_the_diagonal_of_the_trained_block_only():
     text = heatmap(10 * torch.eye(4), torch.zeros(4, 4)).splitlines()
     assert "max 10.0" in text[0] and len(text) == 5

@@ -42,6 +42,7 @@ def test_complete_blanks_the_end_for_abi_and_stops_at_end_token():
     assert isinstance(out, str) and "[END]" not in out and len(out.split()) <= 3
 
 
+@pytest.mark.tools
 def test_table_shows_mean_and_std_over_seeds():
     runs = [{"objective": "ntp", "accuracy": {"N2D": a}} for a in (0.5, 1.0)]
     text = table(runs)

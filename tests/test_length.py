@@ -54,6 +54,9 @@ def test_texts_and_keys_are_deterministic_per_seed():
     assert not torch.equal(texts(4, 50, seed=3), texts(4, 50, seed=4))
 
 
+@pytest.mark.tools
+@pytest.mark.tools
+@pytest.mark.tools
 @pytest.mark.parametrize("depth, at", [(0.0, 1), (1.0, 64 - 7)])
 def test_passkey_prompt_hides_the_key_at_its_depth(depth, at):
     prompts, keys = longtext.passkey_prompts(TEXT, 3, 64, depth, torch.Generator().manual_seed(0))
@@ -180,6 +183,7 @@ def test_eval_length_bad_input(length_run, flags, words):
     assert_one_line_error(*run("eval.py", "--task", "length", str(length_run), *flags)[::2], *words)
 
 
+@pytest.mark.tools
 def test_eval_refuses_a_run_of_the_other_task(length_run):
     assert_one_line_error(*run("eval.py", str(length_run))[::2], "'length' run", "--task length")
 

@@ -30,6 +30,7 @@ def test_swiglu_formula():
     torch.testing.assert_close(ffn(x), expected)
 
 
+@pytest.mark.tools
 def test_llama_hidden_width_rule():
     assert ModelConfig(vocab_size=10, dim=128).hidden_dim == 352  # 8/3 * 128 = 341.3 -> 352
 
@@ -72,6 +73,7 @@ def test_sampling_is_reproducible_with_a_generator():
     assert torch.equal(run(), run())
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize("kw, message", [
     ({"dim": 30, "n_heads": 4}, "does not split"),
     ({"dim": 12, "n_heads": 4}, "head dimension 3 is odd"),

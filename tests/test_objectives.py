@@ -127,6 +127,7 @@ def test_same_generator_same_batches(data):
         assert torch.equal(a.idx, b.idx) and torch.equal(a.targets, b.targets)
 
 
+@pytest.mark.tools
 def test_unknown_objective_is_named():
     with pytest.raises(ValueError, match="unknown objective 'nope'; choose one of ntp, prefix"):
         O.get("nope")

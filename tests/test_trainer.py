@@ -50,6 +50,7 @@ def test_a_tiny_run_learns(tmp_path):
     assert before > 3.0 and after < 0.5, (before, after)
 
 
+@pytest.mark.tools
 def test_checkpoint_round_trip_is_atomic(tmp_path):
     payload = {"model": {"w": torch.arange(3.0)}, "optimizer": {}, "step": 4, "model_config": {},
                "train_config": {}, "rng": torch.Generator().get_state(), "meta": {"task": "x"}}
@@ -90,6 +91,7 @@ def load_step(path):
     return load_checkpoint(path)["step"] if (path / CHECKPOINT).exists() else None
 
 
+@pytest.mark.tools
 def test_bad_checkpoints_are_named(tmp_path):
     with pytest.raises(ValueError, match="no tinyrev checkpoint at"):
         load_checkpoint(tmp_path / "missing")
@@ -101,6 +103,7 @@ def test_bad_checkpoints_are_named(tmp_path):
         load_checkpoint(tmp_path)
 
 
+@pytest.mark.tools
 def test_device_choice():
     assert pick_device().type in ("cpu", "cuda", "mps")
     with pytest.raises(ValueError, match="unknown device 'tpu'"):
@@ -110,6 +113,7 @@ def test_device_choice():
             pick_device("cuda")
 
 
+@pytest.mark.tools
 @pytest.mark.parametrize("kw, message", [({"steps": 0}, "steps must be a positive int; got 0"),
                                          ({"lr": -1.0}, "lr must be > 0")])
 def test_bad_train_config_is_named(kw, message):

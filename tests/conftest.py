@@ -1,0 +1,117 @@
+"""Grading by pytest: `pytest --grade` prints, per lesson, tests passed / total and points;
+`--grade-json PATH` writes the same, test by test, for an autograder.
+
+Covers: the two options, leaving tests marked `tools` out of every lesson, the summary (one point per test: each test checks one claim of its
+lesson), each test's outcome with the lesson whose NotImplementedError stopped it (so a student
+version can be checked: .ci/check_assignment.py), the lessons a test also `needs`, and refusing a
+-m expression that names a lesson pytest does not know (-m selects nothing for it otherwise,
+silently).
+Leaves out: which tests belong to which lesson (their lessonNN markers) and the tests themselves.
+"""
+
+import json
+import re
+
+import pytest
+
+STUB = re.compile(r"NotImplementedError: Lesson (\d\d)")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("grading")
+    group.addoption("--grade", action="store_true",
+                    help="print per lesson: tests passed / total and points")
+    group.addoption("--grade-json", metavar="PATH", help="write the grading, test by test, as JSON")
+
+
+def lesson_titles(config) -> dict:
+    """{"01": "the decoder and RoPE ...", ...} from the registered lessonNN markers."""
+    lines = (re.match(r"lesson(\d\d): (.*)", m) for m in config.getini("markers"))
+    return {m[1]: m[2] for m in lines if m}
+
+
+def pytest_configure(config):
+    expression = config.option.markexpr or ""
+    known = lesson_titles(config)
+    for name in re.findall(r"\blesson\w*", expression):
+        if name[len("lesson"):] not in known:
+            raise pytest.UsageError(f"-m {expression!r}: unknown lesson marker {name!r}; known: "
+                                    + ", ".join(f"lesson{k}" for k in known))
+    if config.option.grade or config.option.grade_json:
+        config.pluginmanager.register(Grader(known), "tinyrev-grader")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """A test marked `tools` may sit in a lesson's file (the lesson's bad input, say) yet runs no
+    code a student writes: -m naming a lesson leaves it out, and it is never graded."""
+    if not re.search(r"\blesson\d\d\b", config.option.markexpr or ""):
+        return
+    tools = [item for item in items if item.get_closest_marker("tools")]
+    if tools:
+        config.hook.pytest_deselected(items=tools)
+        items[:] = [item for item in items if not item.get_closest_marker("tools")]
+
+
+class Grader:
+    def __init__(self, titles):
+        self.titles, self.tests, self.broken = titles, {}, []
+
+    def pytest_collection_finish(self, session):
+        for item in session.items:
+            if item.get_closest_marker("tools"):
+                continue
+            lessons = [m.name[len("lesson"):] for m in item.iter_markers()
+                       if m.name[len("lesson"):] in self.titles]
+            needs = sorted({n for m in item.iter_markers("needs") for n in m.args})
+            for lesson in lessons:
+                self.tests[item.nodeid] = {"lesson": lesson, "needs": needs, "outcome": "skipped",
+                                           "error": None, "stopped_by": []}
+
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.broken.append(report.nodeid)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        report = (yield).get_result()
+        test = self.tests.get(item.nodeid)
+        if test is None or report.skipped:
+            return
+        if report.failed:
+            test["outcome"] = "failed"
+            test["error"] = test["error"] or (call.excinfo.typename if call.excinfo else "failed")
+            test["stopped_by"] = sorted(set(test["stopped_by"]) | set(STUB.findall(str(report.longrepr))))
+        elif report.when == "call" and test["outcome"] == "skipped":
+            test["outcome"] = "passed"
+
+    def summary(self) -> dict:
+        lessons = {}
+        for test in self.tests.values():
+            s = lessons.setdefault(test["lesson"], {"title": self.titles[test["lesson"]], "passed": 0,
+                                                    "total": 0, "needs": set(), "needing": 0})
+            s["total"] += 1
+            s["passed"] += test["outcome"] == "passed"
+            s["needs"] |= set(test["needs"])
+            s["needing"] += bool(test["needs"])
+        for s in lessons.values():
+            s.update(points=s["passed"], max_points=s["total"], needs=sorted(s["needs"]))
+        return {"lessons": dict(sorted(lessons.items())), "collection_errors": self.broken,
+                "tests": self.tests}
+
+    def pytest_terminal_summary(self, terminalreporter, config):
+        result = self.summary()
+        if config.option.grade_json:
+            with open(config.option.grade_json, "w") as f:
+                json.dump(result, f, indent=1)
+        if not config.option.grade:
+            return
+        write = terminalreporter.write_line
+        terminalreporter.section("grading: one point per test")
+        for number, s in result["lessons"].items():
+            also = (f"   ({s['needing']} of them also need lesson {', '.join(s['needs'])})"
+                    if s["needs"] else "")
+            write(f"lesson {number}  {s['passed']:3d} / {s['total']:3d} tests  "
+                  f"{s['points']:3d} / {s['max_points']:3d} points   {s['title']}{also}")
+        for nodeid in result["collection_errors"]:
+            write(f"not collected, so not graded: {nodeid}")
