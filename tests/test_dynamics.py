@@ -38,9 +38,6 @@ def test_bilinear_gradient_is_the_hand_derived_one():
     assert torch.allclose(grad, -torch.outer(U[2], U[5] - p @ U), atol=1e-5)
 
 
-@pytest.mark.tools
-@pytest.mark.tools
-@pytest.mark.tools
 @pytest.mark.parametrize("orthonormal", [True, False])
 def test_reverse_logit_grows_by_the_embeddings_overlap(orthonormal):
     """After one step on (x, y) the reverse logit u_yᵀΘu_x moves by lr (u_y·u_x) (u_y - E_p u)·u_x:
@@ -101,12 +98,14 @@ def test_chain_test_is_never_trained_but_both_hops_are():
     ({"n_pairs": 3}, "leaves 1 pair(s) trained one way only; the test needs at least 2"),
     ({"n_pairs": 0}, "n_pairs must be a positive int; got 0"),
 ])
+@pytest.mark.tools
 def test_bad_task_settings_are_refused(kwargs, words):
     with pytest.raises(ValueError, match=re.escape(words)):
         SymbolicConfig(**kwargs)
 
 
 @pytest.mark.parametrize("dim", [0, -4, 2.5])
+@pytest.mark.tools
 def test_bad_dimension_is_refused(dim):
     with pytest.raises(ValueError, match=f"dimension must be a positive int; got {dim}"):
         embeddings(10, dim)
@@ -125,6 +124,7 @@ def eval_py(monkeypatch, *args):
     (["--task", "dynamics", "--pairs", "3"], "the test needs at least 2"),
     (["--task", "reversal"], "--task reversal needs at least one RUN_DIR"),
 ])
+@pytest.mark.tools
 def test_eval_refuses_bad_input_in_one_line(monkeypatch, capsys, args, words):
     assert eval_py(monkeypatch, *args) == 2
     message = capsys.readouterr().err.strip()
@@ -152,6 +152,7 @@ def test_a_small_bilinear_run_shows_the_asymmetry():
     assert forward.shape == reverse.shape == (20, 20)
 
 
+@pytest.mark.needs("01", "03")
 def test_a_one_layer_decoder_learns_each_hop_but_neither_reverse_nor_shortcut():
     """tinyrev's own block, 150 steps: B_i ← ? and A_i ⇝ ? no better than a guess among 20,
     A_i ⇝ ? right when B_i is generated first."""
@@ -173,6 +174,7 @@ def test_heatmap_shades_the_diagonal_of_the_trained_block_only():
     assert all(set(line[8 + 3:]) <= {" "} for line in text[1:])
 
 
+@pytest.mark.needs("01", "03")
 def test_answer_asymmetry_is_zero_for_a_model_that_ignores_the_prompt():
     """A model with all-zero weights gives every answer of one length the same log-prob, so the
     right answer is preferred by exactly 0 nats, both ways."""

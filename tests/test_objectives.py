@@ -98,6 +98,7 @@ def test_bico_targets_are_the_masked_tokens_one_step_ahead(data):
     assert torch.equal(b.targets[:, :-1][has_target[:, :-1]], ex[:, 1:][masked[:, 1:]])
 
 
+@pytest.mark.needs("01", "02")
 def test_bico_never_lets_a_masked_token_be_seen(data):
     """Swap what sits under the placeholders: no prediction made from a visible query may move."""
     b = bico_batch(data)

@@ -38,6 +38,7 @@ def test_schedule_warms_up_then_decays_to_min_lr():
     assert lr_at(55, cfg) == pytest.approx(5.5e-4) and lr_at(100, cfg) == pytest.approx(1e-4)
 
 
+@pytest.mark.needs("01")
 def test_a_tiny_run_learns(tmp_path):
     from tinyrev.trainer import loss_of
     m = model()
@@ -60,6 +61,7 @@ def test_checkpoint_round_trip_is_atomic(tmp_path):
     assert back["step"] == 4 and torch.equal(back["model"]["w"], torch.arange(3.0))
 
 
+@pytest.mark.needs("01", "02")
 def test_interrupted_run_resumes_to_identical_weights(tmp_path):
     cfg = TrainConfig(steps=7, batch_size=8, warmup=2, ckpt_every=2, seed=1)
     whole = fit(model(), batches(), cfg, tmp_path / "whole", progress=False)
@@ -72,6 +74,7 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path):
         assert torch.equal(a, b), name
 
 
+@pytest.mark.needs("01")
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     m = model()
     make = batches("ntp")
@@ -113,9 +116,9 @@ def test_device_choice():
             pick_device("cuda")
 
 
-@pytest.mark.tools
 @pytest.mark.parametrize("kw, message", [({"steps": 0}, "steps must be a positive int; got 0"),
                                          ({"lr": -1.0}, "lr must be > 0")])
+@pytest.mark.tools
 def test_bad_train_config_is_named(kw, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kw)
