@@ -2,6 +2,7 @@
 the evaluation modes, and the command line's answers to bad input."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -133,6 +134,31 @@ def test_a_bounded_cache_refuses_other_patterns_and_sizes():
         model(texts(1, 5), None, "lambda", cache=cache, n_global=1, n_local=8)
     with pytest.raises(ValueError, match="n_local.*>= 1; got 0"):
         KVCache(2, n_global=1, n_local=0)
+
+
+class KnowsTheText(torch.nn.Module):
+    """Stands in for a decoder (no code of lessons 01 and 02): logit `confidence` on the token that
+    really comes next in `texts`, 0 on every other, whatever it is asked."""
+
+    def __init__(self, texts, confidence):
+        super().__init__()
+        self.next, self.confidence = texts[:, 1:], confidence
+        self.unused = torch.nn.Parameter(torch.zeros(()))  # the device is read off a parameter
+
+    def forward(self, idx, pos, pattern, **options):
+        return self.confidence * torch.nn.functional.one_hot(self.next, TEXT.vocab_size).float()
+
+
+@pytest.mark.parametrize("confidence", [0.0, 5.0])
+def test_nll_by_position_scores_each_next_token(confidence):
+    """With logit c on the right token and 0 on the V - 1 others the NLL is log(V - 1 + e^c) - c
+    at every position: log V when the model knows nothing."""
+    x = texts(4, 30)
+    curve = nll_by_position(KnowsTheText(x, confidence), x, "causal", {})
+    V = TEXT.vocab_size
+    expected = torch.tensor(V - 1 + math.exp(confidence)).log() - confidence
+    assert curve.shape == (29,)
+    torch.testing.assert_close(curve, expected.expand(29))
 
 
 @pytest.mark.needs("01", "02")
