@@ -1,18 +1,22 @@
 """Grading by pytest: `pytest --grade` prints, per lesson, tests passed / total and points;
 `--grade-json PATH` writes the same, test by test, for an autograder.
 
-Covers: the two options, leaving tests marked `tools` out of every lesson, the summary (one point per test: each test checks one claim of its
-lesson), each test's outcome with the lesson whose NotImplementedError stopped it (so a student
-version can be checked: .ci/check_assignment.py), the lessons a test also `needs`, and refusing a
--m expression that names a lesson pytest does not know (-m selects nothing for it otherwise,
-silently).
+Covers: the two options; the summary, one point per test (each checks one claim of its lesson);
+each test's outcome with the lesson whose NotImplementedError stopped it (so that a student
+version can be checked: .ci/check_assignment.py) and the lessons it also `needs`; leaving tests
+marked `tools` out of every lesson; refusing a -m expression that names a lesson pytest does not
+know (-m would silently select nothing), and refusing to test a tinyrev other than this
+repository's.
 Leaves out: which tests belong to which lesson (their lessonNN markers) and the tests themselves.
 """
 
 import json
 import re
+from pathlib import Path
 
 import pytest
+
+import tinyrev
 
 STUB = re.compile(r"NotImplementedError: Lesson (\d\d)")
 
@@ -31,6 +35,11 @@ def lesson_titles(config) -> dict:
 
 
 def pytest_configure(config):
+    # plain `pytest` in a student version, with the solution installed, would grade the solution
+    found, here = Path(tinyrev.__file__).parent, config.rootpath / "tinyrev"
+    if found != here:
+        raise pytest.UsageError(f"these tests would run tinyrev from {found}, not {here}; "
+                                "run `python -m pytest` here, or `pip install -e .` here first")
     expression = config.option.markexpr or ""
     known = lesson_titles(config)
     for name in re.findall(r"\blesson\w*", expression):
@@ -109,8 +118,8 @@ class Grader:
         write = terminalreporter.write_line
         terminalreporter.section("grading: one point per test")
         for number, s in result["lessons"].items():
-            also = (f"   ({s['needing']} of them also need lesson {', '.join(s['needs'])})"
-                    if s["needs"] else "")
+            lessons = "lesson" + "s" * (len(s["needs"]) > 1) + " " + ", ".join(s["needs"])
+            also = f"   ({s['needing']} of them also need {lessons})" if s["needs"] else ""
             write(f"lesson {number}  {s['passed']:3d} / {s['total']:3d} tests  "
                   f"{s['points']:3d} / {s['max_points']:3d} points   {s['title']}{also}")
         for nodeid in result["collection_errors"]:

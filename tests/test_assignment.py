@@ -85,13 +85,18 @@ def test_the_repository_itself_strips_to_a_package_that_compiles(tmp_path):
 
 
 BAD_MARKERS = {
-    "nested": ("# BEGIN SOLUTION lesson01: a\n# BEGIN SOLUTION lesson01: b\n# END SOLUTION\n",
-               "mod.py:2: BEGIN SOLUTION inside the region opened at line 1"),
-    "never ended": ("x = 1\n# BEGIN SOLUTION lesson01: a\nx = 2\n", "mod.py:2: BEGIN SOLUTION without an END"),
+    "nested": ("def f():\n    # BEGIN SOLUTION lesson01: a\n    # BEGIN SOLUTION lesson01: b\n",
+               "mod.py:3: BEGIN SOLUTION inside the region opened at line 2"),
+    "never ended": ("def f():\n    # BEGIN SOLUTION lesson01: a\n    x = 2\n",
+                    "mod.py:2: BEGIN SOLUTION without an END"),
     "end alone": ("x = 1\n# END SOLUTION\n", "mod.py:2: END SOLUTION without a BEGIN"),
-    "unknown lesson": ("# BEGIN SOLUTION lesson09: a\nx = 1\n# END SOLUTION\n",
-                       "mod.py:1: unknown lesson09; pyproject.toml registers lesson01, lesson02"),
+    "unknown lesson": ("def f():\n    # BEGIN SOLUTION lesson09: a\n    x = 1\n",
+                       "mod.py:2: unknown lesson09; pyproject.toml registers lesson01, lesson02"),
     "malformed": ("# BEGIN SOLUTION: a\nx = 1\n", "mod.py:1: malformed marker"),
+    "at module level": ("# BEGIN SOLUTION lesson01: a\nx = 1\n# END SOLUTION\n",
+                        "mod.py:1: a region lies inside a function's body"),
+    "mid-expression": ("def f():\n    return (1,\n    # BEGIN SOLUTION lesson01: a\n    2,\n"
+                       "    # END SOLUTION\n    )\n", "mod.py:3: the student version would not compile"),
     "leaves its block": ("def f():\n    # BEGIN SOLUTION lesson01: a\n    x = 1\ny = 2\n",
                          "mod.py:4: the region opened at line 2 leaves its block"),
 }

@@ -22,7 +22,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from .cli import Parser
@@ -43,7 +42,7 @@ def lessons(root: Path) -> dict:
 def strip(text: str, where: str, known: dict, only) -> tuple:
     """`text` with each region of a lesson in `only` (all lessons if None) replaced by its raise,
     and the lesson numbers of the regions replaced."""
-    out, done, opened = [], [], None  # opened: (line number, indentation, keep the body) of the open region
+    out, done, opened = [], [], None  # opened: the open region's (line, indentation, kept whole)
     for n, line in enumerate(text.splitlines(keepends=True), 1):
         begin, end = BEGIN.match(line), END.match(line)
         if not (begin or end) and re.search(r"#\s*(BEGIN|END) SOLUTION", line):
@@ -54,6 +53,9 @@ def strip(text: str, where: str, known: dict, only) -> tuple:
             if opened:
                 raise ValueError(f"{where}:{n}: BEGIN SOLUTION inside the region opened at line "
                                  f"{opened[0]}; regions do not nest")
+            if not indent:
+                raise ValueError(f"{where}:{n}: a region lies inside a function's body; at the top "
+                                 "of a module its raise would stop every import")
             if number not in known:
                 raise ValueError(f"{where}:{n}: unknown lesson{number}; pyproject.toml registers "
                                  f"{', '.join('lesson' + k for k in sorted(known))}")
@@ -105,7 +107,10 @@ def write_assignment(out, root: Path = ROOT, only=None) -> dict:
     for rel in files:  # every region is checked before anything is written
         if rel.startswith("tinyrev/") and rel.endswith(".py") and rel != "tinyrev/assignment.py":
             stripped[rel], done = strip((root / rel).read_text(), rel, known, only)
-            compile(stripped[rel], rel, "exec")
+            try:
+                compile(stripped[rel], rel, "exec")
+            except SyntaxError as e:
+                raise ValueError(f"{rel}:{e.lineno}: the student version would not compile ({e.msg})")
             for number in done:
                 counts[number] = counts.get(number, 0) + 1
     for rel in files:
@@ -131,4 +136,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
