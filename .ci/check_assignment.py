@@ -51,7 +51,8 @@ def grade(copy: Path, expression: str) -> dict:
 def check_solution(path):
     for number, s in json.loads(Path(path).read_text())["lessons"].items():
         if s["passed"] != s["total"]:
-            sys.exit(f"check_assignment: the solution scores {s['passed']} / {s['total']} on lesson {number}")
+            sys.exit(f"check_assignment: the solution scores {s['passed']} / {s['total']} "
+                     f"on lesson {number}")
     print(f"solution: every lesson at full marks ({path})")
 
 

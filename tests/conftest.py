@@ -90,15 +90,17 @@ class Grader:
         if report.failed:
             test["outcome"] = "failed"
             test["error"] = test["error"] or (call.excinfo.typename if call.excinfo else "failed")
-            test["stopped_by"] = sorted(set(test["stopped_by"]) | set(STUB.findall(str(report.longrepr))))
+            stopped = set(test["stopped_by"]) | set(STUB.findall(str(report.longrepr)))
+            test["stopped_by"] = sorted(stopped)
         elif report.when == "call" and test["outcome"] == "skipped":
             test["outcome"] = "passed"
 
     def summary(self) -> dict:
         lessons = {}
         for test in self.tests.values():
-            s = lessons.setdefault(test["lesson"], {"title": self.titles[test["lesson"]], "passed": 0,
-                                                    "total": 0, "needs": set(), "needing": 0})
+            s = lessons.setdefault(test["lesson"], {"title": self.titles[test["lesson"]],
+                                                    "passed": 0, "total": 0, "needs": set(),
+                                                    "needing": 0})
             s["total"] += 1
             s["passed"] += test["outcome"] == "passed"
             s["needs"] |= set(test["needs"])

@@ -96,7 +96,7 @@ BAD_MARKERS = {
     "at module level": ("# BEGIN SOLUTION lesson01: a\nx = 1\n# END SOLUTION\n",
                         "mod.py:1: a region lies inside a function's body"),
     "mid-expression": ("def f():\n    return (1,\n    # BEGIN SOLUTION lesson01: a\n    2,\n"
-                       "    # END SOLUTION\n    )\n", "mod.py:3: the student version would not compile"),
+                       "    # END SOLUTION\n    )\n", "mod.py:3: its student version would not compile"),
     "leaves its block": ("def f():\n    # BEGIN SOLUTION lesson01: a\n    x = 1\ny = 2\n",
                          "mod.py:4: the region opened at line 2 leaves its block"),
 }

@@ -21,6 +21,7 @@ marker, whose description names the lesson's file: one list for pytest and for t
 import os
 import re
 import shutil
+from collections import Counter
 import subprocess
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from .cli import Parser
 ROOT = Path(__file__).resolve().parents[1]
 PROG = "python -m tinyrev.assignment"
 BEGIN = re.compile(r"^( *)# BEGIN SOLUTION lesson(\d\d): (.+?)\s*$")
-END = re.compile(r"^( *)# END SOLUTION\s*$")
+END = re.compile(r"^ *# END SOLUTION\s*$")
 LESSON_MARKER = re.compile(r'"lesson(\d\d): [^"]*\((lessons/[^)]+\.md)\)"')
 NOT_COPIED = {".git", ".venv", "runs", "__pycache__", ".pytest_cache", "build"}
 
@@ -65,9 +66,8 @@ def strip(text: str, where: str, known: dict, only) -> tuple:
                 out.append(f"{indent}raise NotImplementedError({message!r})\n")
                 done.append(number)
         elif end:
-            if not opened or end.group(1) != opened[1]:
-                raise ValueError(f"{where}:{n}: END SOLUTION " + ("without a BEGIN" if not opened
-                                 else f"indented unlike its BEGIN at line {opened[0]}"))
+            if not opened:
+                raise ValueError(f"{where}:{n}: END SOLUTION without a BEGIN")
             opened = None
         elif opened and line.strip() and not line.startswith(opened[1]):
             raise ValueError(f"{where}:{n}: the region opened at line {opened[0]} leaves its block "
@@ -95,7 +95,7 @@ def write_assignment(out, root: Path = ROOT, only=None) -> dict:
     """Write the student version of `root` into `out`; return {lesson: regions replaced}."""
     out, root = Path(out).resolve(), root.resolve()
     if out == root or root in out.parents:
-        raise ValueError(f"OUT_DIR {out} lies inside the repository {root}; choose a path outside it")
+        raise ValueError(f"OUT_DIR {out} lies inside the repository {root}; choose one outside")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"OUT_DIR {out} exists and is not empty; give a new or empty directory")
     known = lessons(root)
@@ -103,16 +103,16 @@ def write_assignment(out, root: Path = ROOT, only=None) -> dict:
     if unknown:
         raise ValueError(f"--lessons {' '.join(unknown)}: unknown; pyproject.toml registers "
                          f"{' '.join(sorted(known))}")
-    files, stripped, counts = repository_files(root), {}, {}
+    files, stripped, counts = repository_files(root), {}, Counter()
     for rel in files:  # every region is checked before anything is written
         if rel.startswith("tinyrev/") and rel.endswith(".py") and rel != "tinyrev/assignment.py":
             stripped[rel], done = strip((root / rel).read_text(), rel, known, only)
             try:
                 compile(stripped[rel], rel, "exec")
             except SyntaxError as e:
-                raise ValueError(f"{rel}:{e.lineno}: the student version would not compile ({e.msg})")
-            for number in done:
-                counts[number] = counts.get(number, 0) + 1
+                raise ValueError(f"{rel}:{e.lineno}: its student version would not compile "
+                                 f"({e.msg})")
+            counts.update(done)
     for rel in files:
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
         if rel in stripped:
@@ -125,7 +125,7 @@ def write_assignment(out, root: Path = ROOT, only=None) -> dict:
 def main(argv=None):
     p = Parser(prog=PROG, description=__doc__.splitlines()[0])
     p.add_argument("out", metavar="OUT_DIR", help="a new directory outside the repository")
-    p.add_argument("--lessons", nargs="+", metavar="NN", help="strip only these lessons (default: all)")
+    p.add_argument("--lessons", nargs="+", metavar="NN", help="strip only these (default: all)")
     args = p.parse_args(argv)
     try:
         counts = write_assignment(args.out, only=args.lessons)

@@ -138,7 +138,7 @@ def _bico(q, k, v, qr, kr, q_pos, pos, mask, base):
     n > m. Both are rotations by -|m - n|: a key d places ahead scores like one d places behind,
     so bidirectional attention never meets an offset causal training did not.
     """
-    # BEGIN SOLUTION lesson02: BICO's scores, forward-rotated on and below the diagonal, reversed above
+    # BEGIN SOLUTION lesson02: BICO's scores, forward rotation up to the diagonal, reverse above
     T_q, T_k = q.shape[-2], k.shape[-2]
     scale = 1.0 / math.sqrt(q.shape[-1])
     forward = (qr @ kr.transpose(-2, -1)) * scale

@@ -60,7 +60,7 @@ def successors(cfg: LongTextConfig) -> torch.Tensor:
 
 def sample_texts(cfg: LongTextConfig, n: int, length: int, gen: torch.Generator) -> torch.Tensor:
     """(n, length) documents: BOS, then the language. One step per position, all n at once."""
-    # BEGIN SOLUTION lesson04: the documents, a word's successor or a copy from at most max_copy_distance back
+    # BEGIN SOLUTION lesson04: the documents, each token a successor or a copy from nearby
     table, probs = successors(cfg), torch.tensor(SUCCESSOR_PROBS)
     x = torch.empty(n, length, dtype=torch.long)
     x[:, 0] = BOS

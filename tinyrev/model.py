@@ -213,7 +213,7 @@ def sample_next(logits, temperature: float = 0.0, top_k: int | None = None,
     if temperature < 0 or (top_k is not None and top_k < 1) or (top_p is not None and not 0 < top_p <= 1):
         raise ValueError(f"need temperature >= 0, top_k >= 1, 0 < top_p <= 1; got "
                          f"{temperature}, {top_k}, {top_p}")
-    # BEGIN SOLUTION lesson01: sampling at `temperature` from the top_k tokens, or from the top_p mass
+    # BEGIN SOLUTION lesson01: sampling at `temperature`, filtered by top_k and top_p
     logits = logits.float() / temperature
     if top_k is not None:
         kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
@@ -245,7 +245,7 @@ def generate(model: Transformer, idx, max_new_tokens: int, *, pos=None, span_pos
         cache = KVCache(model.cfg.n_layers, **bounded)
     if pos is None:
         pos = torch.arange(cache.seen, cache.seen + idx.shape[1], device=idx.device)
-    # BEGIN SOLUTION lesson01: greedy or sampled decoding, feeding only the new token once the cache holds the rest
+    # BEGIN SOLUTION lesson01: the decoding loop, each new token fed alone to the cache
     out, x = [], idx
     for _ in range(max_new_tokens):
         logits = model(x, pos, pattern, span_pos=span_pos, cache=cache, **options)

@@ -88,7 +88,7 @@ def abi(examples, gen) -> Batch:
     inside the span (0 in Part A, 1, 2, ... in Part B) and goes to a learned embedding. So RoPE
     tells a span token where its blank is, and the embedding tells it how far into the span it is.
     """
-    # BEGIN SOLUTION lesson03: Part A with one [MASK] per span, Part B the spans, two positions per token
+    # BEGIN SOLUTION lesson03: Part A with a [MASK] per span, then Part B, two positions each
     rows = []
     for e in examples:
         ids = e.ids.tolist()
@@ -125,7 +125,7 @@ def bico(examples, gen, ratio: float = 0.15) -> Batch:
     placeholders are hidden from every query (key_mask), and output i predicts the original
     token at input i + 1 when that token was masked: NTP's shift, so the same head serves both.
     """
-    # BEGIN SOLUTION lesson03: the coin, then masked words hidden by the key mask and predicted one step early
+    # BEGIN SOLUTION lesson03: the coin, then hidden words predicted one position early
     if torch.rand((), generator=gen) < 0.5:
         return ntp(examples, gen)
     seqs = _pad(e.ids for e in examples)

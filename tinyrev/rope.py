@@ -29,7 +29,7 @@ def apply_rope(x: torch.Tensor, pos: torch.Tensor, *, base: float = 10000.0,
         raise ValueError(f"apply_rope needs an even last dimension; got {D}")
     if pos.shape[-1] != x.shape[-2]:
         raise ValueError(f"apply_rope: {pos.shape[-1]} positions for {x.shape[-2]} vectors")
-    # BEGIN SOLUTION lesson01: rotate each neighbour pair by pos * base^(-2i/D); reverse negates the sines
+    # BEGIN SOLUTION lesson01: rotate pair i by pos * base^(-2i/D); reverse negates the sines
     inv_freq = base ** (-torch.arange(0, D, 2, device=x.device, dtype=torch.float32) / D)
     angle = pos.to(x.device, torch.float32)[..., None] * inv_freq  # (..., T, D/2)
     if pos.dim() == 2:

@@ -167,7 +167,7 @@ def fit(model, make_batch, cfg: TrainConfig, out_dir, *, device=None, meta=None,
             group["lr"] = lr_at(step, cfg)
         with autocast(device):
             loss = loss_of(model, batch)
-        # BEGIN SOLUTION lesson03: the gradients: clear the old, backpropagate, clip to cfg.grad_clip
+        # BEGIN SOLUTION lesson03: the gradients: clear, backpropagate, clip to cfg.grad_clip
         opt.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
