@@ -40,8 +40,10 @@ def student(tmp: Path, only=()) -> Path:
 
 def grade(copy: Path, expression: str) -> dict:
     report = copy.parent / f"{copy.name}.json"
-    run("-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", expression, "--grade-json",
-        str(report), cwd=copy, check=False)
+    p = run("-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", expression, "--grade-json",
+            str(report), cwd=copy, check=False)
+    if not report.exists():
+        sys.exit(f"check_assignment: pytest graded nothing in {copy}:\n{p.stdout}{p.stderr}")
     result = json.loads(report.read_text())
     if result["collection_errors"]:
         sys.exit(f"check_assignment: not collected in {copy}: {result['collection_errors']}")

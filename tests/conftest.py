@@ -36,7 +36,7 @@ def lesson_titles(config) -> dict:
 
 def pytest_configure(config):
     # plain `pytest` in a student version, with the solution installed, would grade the solution
-    found, here = Path(tinyrev.__file__).parent, config.rootpath / "tinyrev"
+    found, here = Path(tinyrev.__file__).resolve().parent, (config.rootpath / "tinyrev").resolve()
     if found != here:
         raise pytest.UsageError(f"these tests would run tinyrev from {found}, not {here}; "
                                 "run `python -m pytest` here, or `pip install -e .` here first")
