@@ -1,13 +1,13 @@
 """The solution and the student version stay in step: python .ci/check_assignment.py [options]
 
 Covers: `--solution GRADE_JSON` (from `pytest --grade-json` on the repository): every lesson at
-full marks. Then the student version, generated fresh into a temporary directory by
-`python -m tinyrev.assignment`: every module imports, nothing fails to be collected, and every
-graded test of every lesson fails with a solution region's NotImplementedError, never passing
-and never failing otherwise; a test stopped by another lesson's region must say it `needs` that
-lesson. `--independence` strips all lessons but one, lesson by lesson: that lesson's tests must
-then pass, except those that `need` another, which must fail by that lesson's regions alone.
-Both take about half a minute on 2 cores: a test stopped by a region fails at once.
+full marks. Then the student version, generated fresh into a temporary directory by `python -m
+tinyrev.assignment`: every module imports, nothing fails to be collected, and every graded test of
+every lesson fails with a solution region's NotImplementedError, never passing and never failing
+otherwise; a test stopped by another lesson's region must say it `needs` that lesson, and may need
+only earlier ones. `--independence` strips all lessons but one, lesson by lesson: that lesson's
+tests must then pass, except those that `need` another, which must fail by that lesson's regions
+alone. Both take about half a minute on 2 cores: a test stopped by a region fails at once.
 Leaves out: the slow reproductions, which CI runs on the solution only.
 """
 
@@ -73,6 +73,8 @@ def check_student(tmp: Path, known: dict):
             bad.append(f"{nodeid}: {t['outcome']} ({t['error']}), not a NotImplementedError")
         elif set(t["stopped_by"]) - {t["lesson"]} - set(t["needs"]):
             bad.append(f"{nodeid}: stopped by lesson {t['stopped_by']}, needs only {t['needs']}")
+        if any(n >= t["lesson"] for n in t["needs"]):  # the course is read in order
+            bad.append(f"{nodeid}: a lesson {t['lesson']} test needs lesson {t['needs']}")
     bad += [f"lesson {n}: no graded test" for n, c in counts.items() if not c]
     if bad:
         sys.exit("check_assignment: the student version is out of step:\n" + "\n".join(bad))

@@ -70,10 +70,11 @@ class Grader:
         for item in session.items:
             if item.get_closest_marker("tools"):
                 continue
-            lessons = [m.name[len("lesson"):] for m in item.iter_markers()
-                       if m.name[len("lesson"):] in self.titles]
-            needs = sorted({n for m in item.iter_markers("needs") for n in m.args})
-            for lesson in lessons:
+            # the closest lesson marker: one on the test itself before its module's
+            lesson = next((m.name[len("lesson"):] for m in item.iter_markers()
+                           if m.name[len("lesson"):] in self.titles), None)
+            if lesson:
+                needs = sorted({n for m in item.iter_markers("needs") for n in m.args})
                 self.tests[item.nodeid] = {"lesson": lesson, "needs": needs, "outcome": "skipped",
                                            "error": None, "stopped_by": []}
 
