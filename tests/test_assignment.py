@@ -123,7 +123,7 @@ def test_refuses_a_non_empty_out_dir_and_one_inside_the_repository(tmp_path):
     (tmp_path / "full" / "x").write_text("")
     assert "exists and is not empty" in one_line_error(str(tmp_path / "full"))
     assert "lies inside the repository" in one_line_error(str(ROOT / "student"))
-    assert "--lessons 07: unknown" in one_line_error(str(tmp_path / "new"), "--lessons", "07")
+    assert "--lessons: invalid choice: '07'" in one_line_error(str(tmp_path / "new"), "--lessons", "07")
     assert not (ROOT / "student").exists()
 
 
