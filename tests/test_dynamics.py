@@ -98,12 +98,14 @@ def test_chain_test_is_never_trained_but_both_hops_are():
     ({"n_pairs": 3}, "leaves 1 pair(s) trained one way only; the test needs at least 2"),
     ({"n_pairs": 0}, "n_pairs must be a positive int; got 0"),
 ])
+@pytest.mark.tools
 def test_bad_task_settings_are_refused(kwargs, words):
     with pytest.raises(ValueError, match=re.escape(words)):
         SymbolicConfig(**kwargs)
 
 
 @pytest.mark.parametrize("dim", [0, -4, 2.5])
+@pytest.mark.tools
 def test_bad_dimension_is_refused(dim):
     with pytest.raises(ValueError, match=f"dimension must be a positive int; got {dim}"):
         embeddings(10, dim)
@@ -122,12 +124,14 @@ def eval_py(monkeypatch, *args):
     (["--task", "dynamics", "--pairs", "3"], "the test needs at least 2"),
     (["--task", "reversal"], "--task reversal needs at least one RUN_DIR"),
 ])
+@pytest.mark.tools
 def test_eval_refuses_bad_input_in_one_line(monkeypatch, capsys, args, words):
     assert eval_py(monkeypatch, *args) == 2
     message = capsys.readouterr().err.strip()
     assert "\n" not in message and message.startswith("eval.py: error: ") and words in message
 
 
+@pytest.mark.tools
 def test_eval_refuses_a_non_positive_dimension(monkeypatch, capsys):
     assert eval_py(monkeypatch, "--task", "dynamics", "--dim", "0") == 2
     err = capsys.readouterr().err.strip()
@@ -148,6 +152,7 @@ def test_a_small_bilinear_run_shows_the_asymmetry():
     assert forward.shape == reverse.shape == (20, 20)
 
 
+@pytest.mark.needs("01", "03")
 def test_a_one_layer_decoder_learns_each_hop_but_neither_reverse_nor_shortcut():
     """tinyrev's own block, 150 steps: B_i ← ? and A_i ⇝ ? no better than a guess among 20,
     A_i ⇝ ? right when B_i is generated first."""
@@ -161,6 +166,7 @@ def test_a_one_layer_decoder_learns_each_hop_but_neither_reverse_nor_shortcut():
     assert c["direct_acc"] <= 0.2 and c["with_step_acc"] >= 0.9 and c["chance"] == 1 / 20
 
 
+@pytest.mark.tools
 def test_heatmap_shades_the_diagonal_of_the_trained_block_only():
     text = heatmap(10 * torch.eye(4), torch.zeros(4, 4)).splitlines()
     assert "max 10.0" in text[0] and len(text) == 5
@@ -168,6 +174,7 @@ def test_heatmap_shades_the_diagonal_of_the_trained_block_only():
     assert all(set(line[8 + 3:]) <= {" "} for line in text[1:])
 
 
+@pytest.mark.needs("01", "03")
 def test_answer_asymmetry_is_zero_for_a_model_that_ignores_the_prompt():
     """A model with all-zero weights gives every answer of one length the same log-prob, so the
     right answer is preferred by exactly 0 nats, both ways."""

@@ -14,6 +14,7 @@ DATA = make_data(FactsConfig(n_per_subset=3, n_train_templates=2, n_test_templat
 
 
 @pytest.mark.parametrize("objective", ["ntp", "prefix", "abi"])
+@pytest.mark.needs("01", "02")
 def test_teacher_forced_scoring_agrees_with_cached_decoding(objective):
     """Greedy decoding (KV cache, one token at a time) and teacher-forced scoring (one pass) must
     place every answer token at the same position: then each greedy token is also the most
@@ -34,6 +35,7 @@ def test_teacher_forced_scoring_agrees_with_cached_decoding(objective):
         assert scores.argmax().item() + 1 == answer[k]
 
 
+@pytest.mark.needs("01", "02")
 def test_complete_blanks_the_end_for_abi_and_stops_at_end_token():
     torch.manual_seed(0)
     model = Transformer(ModelConfig(vocab_size=len(DATA.tokenizer), dim=32, n_layers=2, n_heads=2,
@@ -42,6 +44,7 @@ def test_complete_blanks_the_end_for_abi_and_stops_at_end_token():
     assert isinstance(out, str) and "[END]" not in out and len(out.split()) <= 3
 
 
+@pytest.mark.tools
 def test_table_shows_mean_and_std_over_seeds():
     runs = [{"objective": "ntp", "accuracy": {"N2D": a}} for a in (0.5, 1.0)]
     text = table(runs)

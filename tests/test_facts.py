@@ -1,11 +1,12 @@
-"""Lesson 03: the fictitious-people dataset and its word tokenizer."""
+"""The fictitious-people dataset of lesson 03 and its word tokenizer: tools, given whole to
+students, so graded by no lesson."""
 
 import pytest
 
 from tinyrev.facts import FactsConfig, generate
 from tinyrev.tokenizer import WordTokenizer, split_words
 
-pytestmark = pytest.mark.lesson03
+pytestmark = pytest.mark.tools
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Lesson 03: facts folders in Berglund et al.'s format: reading, writing, the round trip, bad input.
+"""Facts folders in Berglund et al.'s format (lesson 03, section 6): reading, writing, the round
+trip, bad input. Tools, given whole to students: graded by no lesson.
 
 Every folder here is written by the test itself into tmp_path: a few hand-made lines with real
 text's capitals, punctuation, quotes and test-only words, or the generator's own facts.
@@ -21,7 +22,7 @@ from tinyrev.objectives import OBJECTIVES, get, reverse_entities
 from tinyrev.tokenizer import UNK
 from tinyrev.trainer import TrainConfig, loss_of
 
-pytestmark = pytest.mark.lesson03
+pytestmark = pytest.mark.tools
 ROOT = Path(__file__).resolve().parents[1]
 TINY = FactsConfig(n_per_subset=2, n_train_templates=3, n_test_templates=1)
 QUICK = TrainConfig(steps=3, batch_size=8, warmup=1)

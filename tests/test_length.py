@@ -2,6 +2,7 @@
 the evaluation modes, and the command line's answers to bad input."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -73,12 +74,14 @@ def test_training_batch_asks_for_the_key_it_hid():
 
 @pytest.mark.parametrize("bad, message", [({"depth": 1.5}, "depth must lie in"),
                                            ({"length": 0}, "integer >= 12; got 0")])
+@pytest.mark.tools
 def test_passkey_bad_input(bad, message):
     args = {"length": 64, "depth": 0.5, **bad}
     with pytest.raises(ValueError, match=message):
         longtext.passkey_prompts(TEXT, 1, args["length"], args["depth"], torch.Generator())
 
 
+@pytest.mark.needs("01", "02")
 def test_a_global_keys_score_is_the_same_from_every_query_past_the_window():
     """With the distance limit every far query sees global keys at distance n_local; plain RoPE
     scores change with the query's position as the distance grows."""
@@ -94,6 +97,7 @@ def test_a_global_keys_score_is_the_same_from_every_query_past_the_window():
 
 
 @pytest.mark.parametrize("limit", [True, False])
+@pytest.mark.needs("01", "02")
 def test_bounded_cache_gives_full_lambda_logits_step_by_step(limit):
     model = tiny()
     x = texts(2, 40)
@@ -109,6 +113,7 @@ def test_bounded_cache_gives_full_lambda_logits_step_by_step(limit):
     assert len(cache) == 2 + 6 + 1 and len(set(sizes[10:])) == 1  # constant memory
 
 
+@pytest.mark.needs("01", "02")
 def test_generate_under_lambda_equals_recomputing_the_full_sequence():
     model = tiny()
     x = texts(2, 20)
@@ -131,6 +136,32 @@ def test_a_bounded_cache_refuses_other_patterns_and_sizes():
         KVCache(2, n_global=1, n_local=0)
 
 
+class KnowsTheText(torch.nn.Module):
+    """Stands in for a decoder (no code of lessons 01 and 02): logit `confidence` on the token that
+    really comes next in `texts`, 0 on every other, whatever it is asked."""
+
+    def __init__(self, texts, confidence):
+        super().__init__()
+        self.next, self.confidence = texts[:, 1:], confidence
+        self.unused = torch.nn.Parameter(torch.zeros(()))  # the device is read off a parameter
+
+    def forward(self, idx, pos, pattern, **options):
+        return self.confidence * torch.nn.functional.one_hot(self.next, TEXT.vocab_size).float()
+
+
+@pytest.mark.parametrize("confidence", [0.0, 5.0])
+def test_nll_by_position_scores_each_next_token(confidence):
+    """With logit c on the right token and 0 on the V - 1 others the NLL is log(V - 1 + e^c) - c
+    at every position: log V when the model knows nothing."""
+    x = texts(4, 30)
+    curve = nll_by_position(KnowsTheText(x, confidence), x, "causal", {})
+    V = TEXT.vocab_size
+    expected = torch.tensor(V - 1 + math.exp(confidence)).log() - confidence
+    assert curve.shape == (29,)
+    torch.testing.assert_close(curve, expected.expand(29))
+
+
+@pytest.mark.needs("01", "02")
 def test_every_mode_equals_vanilla_inside_the_window():
     """A text no longer than n_local is read identically by all four modes."""
     model, x = tiny(), texts(3, 17)
@@ -139,6 +170,7 @@ def test_every_mode_equals_vanilla_inside_the_window():
         torch.testing.assert_close(nll_by_position(model, x, pattern, options), vanilla)
 
 
+@pytest.mark.needs("01", "02")
 def test_evaluation_has_the_published_shape():
     r = evaluate_length(tiny(), 8, TEXT, n_texts=2, passkey_lengths=[12, 16], depths=[0, 1],
                         n_keys=2)
@@ -151,6 +183,7 @@ def test_evaluation_has_the_published_shape():
     json.dumps(r)
 
 
+@pytest.mark.needs("01", "03")
 def test_a_length_run_records_its_task_and_is_never_overwritten(tmp_path):
     cfg = TrainConfig(steps=4, batch_size=4, warmup=2)
     small = longtext.LongTextConfig(vocab_size=64)
@@ -176,10 +209,12 @@ def length_run(tmp_path_factory):
     (["--depths", "1.5"], ["depth", "[0, 1]", "1.5"]),
     (["--passkey-lengths", "0"], ["length", "got 0"]),
 ])
+@pytest.mark.tools
 def test_eval_length_bad_input(length_run, flags, words):
     assert_one_line_error(*run("eval.py", "--task", "length", str(length_run), *flags)[::2], *words)
 
 
+@pytest.mark.tools
 def test_eval_refuses_a_run_of_the_other_task(length_run):
     assert_one_line_error(*run("eval.py", str(length_run))[::2], "'length' run", "--task length")
 
@@ -187,5 +222,6 @@ def test_eval_refuses_a_run_of_the_other_task(length_run):
 @pytest.mark.parametrize("flags, words", [(["--length", "0"], ["--length", "'0'"]),
                                           (["--length", "abc"], ["--length", "'abc'"]),
                                           (["--objective", "bico"], ["--objective"])])
+@pytest.mark.tools
 def test_train_length_bad_input(flags, words):
     assert_one_line_error(*run("train.py", "--task", "length", *flags)[::2], *words)

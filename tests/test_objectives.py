@@ -98,6 +98,7 @@ def test_bico_targets_are_the_masked_tokens_one_step_ahead(data):
     assert torch.equal(b.targets[:, :-1][has_target[:, :-1]], ex[:, 1:][masked[:, 1:]])
 
 
+@pytest.mark.needs("01", "02")
 def test_bico_never_lets_a_masked_token_be_seen(data):
     """Swap what sits under the placeholders: no prediction made from a visible query may move."""
     b = bico_batch(data)
@@ -127,6 +128,7 @@ def test_same_generator_same_batches(data):
         assert torch.equal(a.idx, b.idx) and torch.equal(a.targets, b.targets)
 
 
+@pytest.mark.tools
 def test_unknown_objective_is_named():
     with pytest.raises(ValueError, match="unknown objective 'nope'; choose one of ntp, prefix"):
         O.get("nope")

@@ -62,6 +62,7 @@ def test_batched_positions_equal_per_row_positions():
         torch.testing.assert_close(out[b], apply_rope(x[b], pos[b]))
 
 
+@pytest.mark.tools
 def test_odd_dimension_is_refused():
     with pytest.raises(ValueError, match="even last dimension; got 7"):
         apply_rope(torch.randn(3, 7), torch.arange(3))

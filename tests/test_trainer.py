@@ -19,6 +19,21 @@ def model():
     return Transformer(ModelConfig(vocab_size=len(DATA.tokenizer), dim=32, n_layers=2, n_heads=2))
 
 
+class Bigram(torch.nn.Module):
+    """Stands in for the decoder (lessons 01 and 02) where only the loop is on trial: logits from
+    the current token alone, whatever the pattern. fit keeps its config like the decoder's."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.cfg = ModelConfig(vocab_size=len(DATA.tokenizer), dim=32)
+        self.embed = torch.nn.Embedding(self.cfg.vocab_size, 32)
+        self.head = torch.nn.Linear(32, self.cfg.vocab_size, bias=False)
+
+    def forward(self, idx, pos, pattern, **options):
+        return self.head(self.embed(idx))
+
+
 def batches(objective="bico", fail_at=None):
     """make_batch for fit(); raises KeyboardInterrupt on call `fail_at`, like a Ctrl-C."""
     calls = {"n": 0}
@@ -38,6 +53,7 @@ def test_schedule_warms_up_then_decays_to_min_lr():
     assert lr_at(55, cfg) == pytest.approx(5.5e-4) and lr_at(100, cfg) == pytest.approx(1e-4)
 
 
+@pytest.mark.needs("01")
 def test_a_tiny_run_learns(tmp_path):
     from tinyrev.trainer import loss_of
     m = model()
@@ -50,6 +66,7 @@ def test_a_tiny_run_learns(tmp_path):
     assert before > 3.0 and after < 0.5, (before, after)
 
 
+@pytest.mark.tools
 def test_checkpoint_round_trip_is_atomic(tmp_path):
     payload = {"model": {"w": torch.arange(3.0)}, "optimizer": {}, "step": 4, "model_config": {},
                "train_config": {}, "rng": torch.Generator().get_state(), "meta": {"task": "x"}}
@@ -61,18 +78,18 @@ def test_checkpoint_round_trip_is_atomic(tmp_path):
 
 def test_interrupted_run_resumes_to_identical_weights(tmp_path):
     cfg = TrainConfig(steps=7, batch_size=8, warmup=2, ckpt_every=2, seed=1)
-    whole = fit(model(), batches(), cfg, tmp_path / "whole", progress=False)
+    whole = fit(Bigram(), batches(), cfg, tmp_path / "whole", progress=False)
     with pytest.raises(KeyboardInterrupt):
-        fit(model(), batches(fail_at=6), cfg, tmp_path / "cut", progress=False)
+        fit(Bigram(), batches(fail_at=6), cfg, tmp_path / "cut", progress=False)
     ckpt = load_checkpoint(tmp_path / "cut")
     assert ckpt["step"] == 4  # the last checkpoint before the interruption
-    resumed = fit(model(), batches(), cfg, tmp_path / "cut", resume=ckpt, progress=False)
+    resumed = fit(Bigram(), batches(), cfg, tmp_path / "cut", resume=ckpt, progress=False)
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
         assert torch.equal(a, b), name
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
-    m = model()
+    m = Bigram()
     make = batches("ntp")
 
     def poisoned(gen):
@@ -90,6 +107,7 @@ def load_step(path):
     return load_checkpoint(path)["step"] if (path / CHECKPOINT).exists() else None
 
 
+@pytest.mark.tools
 def test_bad_checkpoints_are_named(tmp_path):
     with pytest.raises(ValueError, match="no tinyrev checkpoint at"):
         load_checkpoint(tmp_path / "missing")
@@ -101,6 +119,7 @@ def test_bad_checkpoints_are_named(tmp_path):
         load_checkpoint(tmp_path)
 
 
+@pytest.mark.tools
 def test_device_choice():
     assert pick_device().type in ("cpu", "cuda", "mps")
     with pytest.raises(ValueError, match="unknown device 'tpu'"):
@@ -112,6 +131,7 @@ def test_device_choice():
 
 @pytest.mark.parametrize("kw, message", [({"steps": 0}, "steps must be a positive int; got 0"),
                                          ({"lr": -1.0}, "lr must be > 0")])
+@pytest.mark.tools
 def test_bad_train_config_is_named(kw, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kw)

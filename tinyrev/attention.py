@@ -56,22 +56,32 @@ def build_mask(pattern: str, T: int, *, prefix_len=None, part_a_len=None, n_glob
     i = torch.arange(T - T_q, T, device=device)[:, None]
     j = torch.arange(T, device=device)[None, :]
     if pattern == "bico":
+        # BEGIN SOLUTION lesson02: the BICO mask, every pair
         return torch.ones(T_q, T, dtype=torch.bool, device=device)
+        # END SOLUTION
     if pattern == "prefix":
+        # BEGIN SOLUTION lesson02: the prefix mask (lengths checked by _prefix_length)
         return (j <= i) | (j < _prefix_length("prefix_len", prefix_len, T, device))
+        # END SOLUTION
     if pattern == "abi":
+        # BEGIN SOLUTION lesson02: the ABI mask, Part A as the prefix
         return (j <= i) | (j < _prefix_length("part_a_len", part_a_len, T, device))
+        # END SOLUTION
     if pattern == "lambda":
         return lambda_mask(i[:, 0], j[0], n_global, n_local)
+    # BEGIN SOLUTION lesson02: the causal mask
     return j <= i
+    # END SOLUTION
 
 
 def lambda_mask(q_pos, k_pos, n_global, n_local) -> torch.Tensor:
     """(T_q, T_k) Λ mask from positions: key j is visible to query i iff j <= i and it lies in the
     local branch (i - j < n_local) or the global one (j < n_global)."""
     check_lambda_sizes(n_global, n_local)
+    # BEGIN SOLUTION lesson02: the Λ mask from positions, a causal window plus the first n_global
     i, j = q_pos[:, None], k_pos[None, :]
     return (j <= i) & ((i - j < n_local) | (j < n_global))
+    # END SOLUTION
 
 
 def check_lambda_sizes(n_global, n_local):
@@ -140,6 +150,7 @@ def _bico(q, k, v, qr, kr, q_pos, pos, mask, base):
     n > m. Both are rotations by -|m - n|: a key d places ahead scores like one d places behind,
     so bidirectional attention never meets an offset causal training did not.
     """
+    # BEGIN SOLUTION lesson02: BICO's scores, forward rotation up to the diagonal, reverse above
     T_q, T_k = q.shape[-2], k.shape[-2]
     scale = 1.0 / math.sqrt(q.shape[-1])
     forward = (qr @ kr.transpose(-2, -1)) * scale
@@ -148,6 +159,7 @@ def _bico(q, k, v, qr, kr, q_pos, pos, mask, base):
     backward = (q_rev @ k_rev.transpose(-2, -1)) * scale
     lower = build_mask("causal", T_k, n_queries=T_q, device=q.device)
     return _softmax_attend(torch.where(lower, forward, backward), mask, v)
+    # END SOLUTION
 
 
 def lambda_scores(q, k, q_pos, pos, *, base: float = 10000.0, n_global: int, n_local: int):
@@ -159,6 +171,7 @@ def lambda_scores(q, k, q_pos, pos, *, base: float = 10000.0, n_global: int, n_l
     Positions ascend, so the global keys (positions < n_global) are the first g keys, in a full
     sequence or a bounded cache. Scores of keys outside both branches are left for the mask.
     """
+    # BEGIN SOLUTION lesson02: Λ's scores, far global keys seen at distance n_local
     scale = 1.0 / math.sqrt(q.shape[-1])
     qr, kr = apply_rope(q, q_pos, base=base), apply_rope(k, pos, base=base)
     scores = (qr @ kr.transpose(-2, -1)) * scale
@@ -168,6 +181,7 @@ def lambda_scores(q, k, q_pos, pos, *, base: float = 10000.0, n_global: int, n_l
     far_scores = (q_far @ k[..., :g, :].transpose(-2, -1)) * scale
     scores[..., :g] = torch.where(far, far_scores, scores[..., :g])
     return scores
+    # END SOLUTION
 
 
 def show_mask(mask: torch.Tensor) -> str:

@@ -35,7 +35,9 @@ def embeddings(vocab_size: int, dim: int, seed: int = 0) -> torch.Tensor:
 
 def bilinear_logits(theta, U, x):
     """Logits over the whole vocabulary for input tokens x: row x of U Θ Uᵀ."""
+    # BEGIN SOLUTION lesson05: row x of U Θ Uᵀ
     return U[x] @ theta @ U.T
+    # END SOLUTION
 
 
 def train_bilinear(task: Task, dim: int = 512, steps: int = 300, lr: float = 1.0, seed: int = 0,
@@ -57,9 +59,11 @@ def train_bilinear(task: Task, dim: int = 512, steps: int = 300, lr: float = 1.0
                 reverse = F.cross_entropy(bilinear_logits(theta, U, queries[:, 0]), answers)
             history.append((step, loss.item() / len(y), reverse.item()))
         if step < steps:
+            # BEGIN SOLUTION lesson05: one step of plain gradient descent on Θ
             (grad,) = torch.autograd.grad(loss, theta)
             with torch.no_grad():
                 theta -= lr * grad
+            # END SOLUTION
     return theta.detach(), U, history
 
 
@@ -105,8 +109,10 @@ def effective(logits, answers):
     above every A_i of the test, whatever the pairs. For the bilinear model from Θ = 0 the
     centred logit is W[x, y] itself, up to the small overlaps of the embeddings.
     """
+    # BEGIN SOLUTION lesson05: each row's logits of the answers, centred
     block = logits[:, answers]
     return block - block.mean(dim=1, keepdim=True)
+    # END SOLUTION
 
 
 @torch.no_grad()

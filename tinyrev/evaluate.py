@@ -40,6 +40,7 @@ def _query(objective, queries):
 @torch.no_grad()
 def _answer_logprob(model, objective, queries, answers):
     """Sum of log p(answer tokens) for each row, teacher-forced after the query."""
+    # BEGIN SOLUTION lesson03: teacher-forced log p of each answer after its query, padding excluded
     idx, pos, span, pattern, options = _query(objective, queries)
     ans = pad_sequence([torch.tensor(a) for a in answers], batch_first=True,
                        padding_value=PAD).to(queries.device)
@@ -54,6 +55,7 @@ def _answer_logprob(model, objective, queries, answers):
     logp = logits[:, idx.shape[1] - 1:-1].float().log_softmax(-1)
     token_logp = logp.gather(-1, ans[..., None]).squeeze(-1)
     return (token_logp * (ans != PAD)).sum(1)
+    # END SOLUTION
 
 
 @torch.no_grad()

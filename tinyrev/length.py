@@ -74,6 +74,7 @@ def load_length_run(run_dir, device=None):
 @torch.no_grad()
 def nll_by_position(model, texts, pattern, options, batch_size: int = 8) -> torch.Tensor:
     """Mean NLL of each next token over `texts` (n, T): a (T - 1,) curve, position by position."""
+    # BEGIN SOLUTION lesson04: the mean NLL of each next token, position by position
     model.eval()
     dev = next(model.parameters()).device
     total = torch.zeros(texts.shape[1] - 1)
@@ -83,6 +84,7 @@ def nll_by_position(model, texts, pattern, options, batch_size: int = 8) -> torc
         nll = F.cross_entropy(logits.transpose(1, 2), chunk[:, 1:], reduction="none")
         total += nll.sum(0).cpu()
     return total / len(texts)
+    # END SOLUTION
 
 
 @torch.no_grad()

@@ -60,6 +60,7 @@ def successors(cfg: LongTextConfig) -> torch.Tensor:
 
 def sample_texts(cfg: LongTextConfig, n: int, length: int, gen: torch.Generator) -> torch.Tensor:
     """(n, length) documents: BOS, then the language. One step per position, all n at once."""
+    # BEGIN SOLUTION lesson04: the documents, each token a successor or a copy from nearby
     table, probs = successors(cfg), torch.tensor(SUCCESSOR_PROBS)
     x = torch.empty(n, length, dtype=torch.long)
     x[:, 0] = BOS
@@ -79,6 +80,7 @@ def sample_texts(cfg: LongTextConfig, n: int, length: int, gen: torch.Generator)
         x[:, t] = torch.where(copying, x[rows, t - dist.clamp(min=1)], markov)
         left = (left - 1).clamp(min=0)
     return x
+    # END SOLUTION
 
 
 def key_block(cfg: LongTextConfig, n: int, gen: torch.Generator):
@@ -95,12 +97,14 @@ def training_batch(cfg: LongTextConfig, n: int, length: int, gen: torch.Generato
     width = block.shape[1]
     if length < 2 * width + 1:
         return x  # too short to hide a key and ask for it
+    # BEGIN SOLUTION lesson04: in a passkey_share of the rows, the key block hidden, then asked at the end
     hide = torch.rand(n, generator=gen) < cfg.passkey_share
     where = torch.randint(1, length - 2 * width + 1, (n, 1), generator=gen) + torch.arange(width)
     rows = torch.arange(n)[:, None]
     x[rows[hide], where[hide]] = block[hide]
     x[hide, length - width:] = block[hide]
     return x
+    # END SOLUTION
 
 
 def check_passkey(cfg: LongTextConfig, length, depth):
@@ -115,11 +119,13 @@ def passkey_prompts(cfg: LongTextConfig, n: int, length: int, depth: float, gen:
     """n prompts of `length` tokens: BOS, text with the key block at `depth` (0: right after BOS,
     1: right before the question), and a final [KEY]. Returns (prompts, keys)."""
     check_passkey(cfg, length, depth)
+    # BEGIN SOLUTION lesson04: the key block at `depth` inside a text, then the question [KEY]
     block, digits = key_block(cfg, n, gen)
     text = sample_texts(cfg, n, length - block.shape[1] - 1, gen)
     at = 1 + round(depth * (text.shape[1] - 1))
     prompts = torch.cat((text[:, :at], block, text[:, at:], torch.full((n, 1), KEY)), 1)
     return prompts, digits
+    # END SOLUTION
 
 
 if __name__ == "__main__":  # python -m tinyrev.longtext: a look at the language

@@ -55,8 +55,10 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x):
+        # BEGIN SOLUTION lesson01: RMSNorm, x / sqrt(mean(x^2) + eps) * weight
         x32 = x.float()  # the mean of squares is computed in fp32 even under bf16 autocast
         return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+        # END SOLUTION
 
 
 class FeedForward(nn.Module):
@@ -68,8 +70,10 @@ class FeedForward(nn.Module):
         self.w2 = nn.Linear(hidden, dim, bias=False)
 
     def forward(self, x):
+        # BEGIN SOLUTION lesson01: SwiGLU, w2(silu(w1 x) * w3 x) with w1 and w3 stacked in w13
         gate, up = self.w13(x).chunk(2, dim=-1)
         return self.w2(F.silu(gate) * up)
+        # END SOLUTION
 
 
 class KVCache:
@@ -109,10 +113,12 @@ class KVCache:
         if self.n_local is not None and n > self.n_global + self.n_local:
             # forget the middle now rather than at the end of the previous call, whose views of
             # the buffers were still in use
+            # BEGIN SOLUTION lesson04: keep the first n_global tokens and the last n_local, in place
             g, keep = self.n_global, self.n_local
             for x, d in zip(buf, time):
                 x.narrow(d, g, keep).copy_(x.narrow(d, n - keep, keep).clone())
             n = g + keep
+            # END SOLUTION
         if buf is None or n + T > buf[0].shape[-2]:
             size = max(64, 2 * (n + T))
             grown = [x.new_empty(*x.shape[:d], size, *x.shape[d:][1:]) for x, d in zip(new, time)]
@@ -218,6 +224,7 @@ def sample_next(logits, temperature: float = 0.0, top_k: int | None = None,
     if temperature < 0 or (top_k is not None and top_k < 1) or (top_p is not None and not 0 < top_p <= 1):
         raise ValueError(f"need temperature >= 0, top_k >= 1, 0 < top_p <= 1; got "
                          f"{temperature}, {top_k}, {top_p}")
+    # BEGIN SOLUTION lesson01: sampling at `temperature`, filtered by top_k and top_p
     logits = logits.float() / temperature
     if top_k is not None:
         kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
@@ -229,6 +236,7 @@ def sample_next(logits, temperature: float = 0.0, top_k: int | None = None,
         drop = (mass_before >= top_p).scatter(-1, order, mass_before >= top_p)
         logits = logits.masked_fill(drop, float("-inf"))
     return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
+    # END SOLUTION
 
 
 @torch.no_grad()
@@ -248,6 +256,7 @@ def generate(model: Transformer, idx, max_new_tokens: int, *, pos=None, span_pos
         cache = KVCache(model.cfg.n_layers, **bounded)
     if pos is None:
         pos = torch.arange(cache.seen, cache.seen + idx.shape[1], device=idx.device)
+    # BEGIN SOLUTION lesson01: the decoding loop, each new token fed alone to the cache
     out, x = [], idx
     for _ in range(max_new_tokens):
         logits = model(x, pos, pattern, span_pos=span_pos, cache=cache, **options)
@@ -257,3 +266,4 @@ def generate(model: Transformer, idx, max_new_tokens: int, *, pos=None, span_pos
         if span_pos is not None:
             span_pos = span_pos[:, -1:] + 1
     return torch.cat(out, dim=1)
+    # END SOLUTION

@@ -43,13 +43,16 @@ def _pad(seqs, value=PAD):
 
 def ntp(examples, gen) -> Batch:
     """Next-token prediction: causal mask, every next token is a target."""
+    # BEGIN SOLUTION lesson03: inputs, next-token targets (padding ignored), positions
     seqs = _pad(e.ids for e in examples)
     idx, targets = seqs[:, :-1], seqs[:, 1:]
     return Batch(idx, targets.masked_fill(targets == PAD, IGNORE), torch.arange(idx.shape[1]))
+    # END SOLUTION
 
 
 def prefix(examples, gen) -> Batch:
     """Prefix LM: the prompt attends both ways within itself; loss only on what follows it."""
+    # BEGIN SOLUTION lesson03: the NTP batch scored only after each prompt, under the prefix mask
     b = ntp(examples, gen)
     P = torch.tensor([e.prompt_len for e in examples])
     # output i predicts token i + 1, so the first scored output is the prefix's last token
@@ -57,11 +60,13 @@ def prefix(examples, gen) -> Batch:
     b.targets = b.targets.masked_fill(~scored, IGNORE)
     b.pattern, b.options = "prefix", {"prefix_len": P}
     return b
+    # END SOLUTION
 
 
 def sample_spans(n: int, gen, ratio: float = 0.15, mean: float = 3.0):
     """GLM's span sampling: Poisson(mean) lengths until `ratio` of n tokens is covered,
     placed uniformly at random without overlap. Returns sorted (start, length) pairs."""
+    # BEGIN SOLUTION lesson03: Poisson span lengths up to the goal, placed at random without overlap
     goal, lengths = max(1, round(ratio * n)), []
     while sum(lengths) < goal:
         want = int(torch.poisson(torch.tensor(mean), generator=gen).clamp(min=1))
@@ -70,6 +75,7 @@ def sample_spans(n: int, gen, ratio: float = 0.15, mean: float = 3.0):
     # stars and bars: pick which k of the (free + k) slots hold spans, the rest hold free tokens
     slots = torch.randperm(free + k, generator=gen)[:k].sort().values.tolist()
     return [(s - i + sum(lengths[:i]), lengths[i]) for i, s in enumerate(slots)]
+    # END SOLUTION
 
 
 def abi(examples, gen) -> Batch:
@@ -82,6 +88,7 @@ def abi(examples, gen) -> Batch:
     inside the span (0 in Part A, 1, 2, ... in Part B) and goes to a learned embedding. So RoPE
     tells a span token where its blank is, and the embedding tells it how far into the span it is.
     """
+    # BEGIN SOLUTION lesson03: Part A with a [MASK] per span, then Part B, two positions each
     rows = []
     for e in examples:
         ids = e.ids.tolist()
@@ -108,6 +115,7 @@ def abi(examples, gen) -> Batch:
     return Batch(idx, _pad(as_tensors(tgt), IGNORE), _pad(as_tensors(pos), 0), "abi",
                  {"part_a_len": torch.tensor(part_a)}, key_mask=idx != PAD,
                  span_pos=_pad(as_tensors(span), 0))
+    # END SOLUTION
 
 
 def bico(examples, gen, ratio: float = 0.15) -> Batch:
@@ -117,6 +125,7 @@ def bico(examples, gen, ratio: float = 0.15) -> Batch:
     placeholders are hidden from every query (key_mask), and output i predicts the original
     token at input i + 1 when that token was masked: NTP's shift, so the same head serves both.
     """
+    # BEGIN SOLUTION lesson03: the coin, then hidden words predicted one position early
     if torch.rand((), generator=gen) < 0.5:
         return ntp(examples, gen)
     seqs = _pad(e.ids for e in examples)
@@ -130,16 +139,19 @@ def bico(examples, gen, ratio: float = 0.15) -> Batch:
     targets[:, :-1] = seqs[:, 1:].masked_fill(~masked[:, 1:], IGNORE)
     return Batch(idx, targets, torch.arange(idx.shape[1]), "bico",
                  key_mask=(idx != MASK) & (idx != PAD))
+    # END SOLUTION
 
 
 def reverse_entities(e):
     """Reverse the words of a sentence but keep each entity (name, description) in reading order."""
+    # BEGIN SOLUTION lesson03: the words reversed, each entity kept in reading order
     ids, n = e.ids.clone(), len(e.ids) - 2
     ids[1:-1] = e.ids[1:-1].flip(0)
     for s, t in e.entities:
         # word s..t-1 lands at n+2-t..n+1-s after the flip; write it back the right way round
         ids[n + 2 - t:n + 2 - s] = e.ids[s:t]
     return ids
+    # END SOLUTION
 
 
 def reverse(examples, gen) -> Batch:

@@ -29,6 +29,7 @@ def apply_rope(x: torch.Tensor, pos: torch.Tensor, *, base: float = 10000.0,
         raise ValueError(f"apply_rope needs an even last dimension; got {D}")
     if pos.shape[-1] != x.shape[-2]:
         raise ValueError(f"apply_rope: {pos.shape[-1]} positions for {x.shape[-2]} vectors")
+    # BEGIN SOLUTION lesson01: rotate pair i by pos * base^(-2i/D); reverse negates the sines
     inv_freq = base ** (-torch.arange(0, D, 2, device=x.device, dtype=torch.float32) / D)
     angle = pos.to(x.device, torch.float32)[..., None] * inv_freq  # (..., T, D/2)
     if pos.dim() == 2:
@@ -39,3 +40,4 @@ def apply_rope(x: torch.Tensor, pos: torch.Tensor, *, base: float = 10000.0,
     even, odd = x.float()[..., 0::2], x.float()[..., 1::2]
     out = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)
     return out.flatten(-2).type_as(x)
+    # END SOLUTION

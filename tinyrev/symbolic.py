@@ -71,14 +71,18 @@ def _sentences(first, relation, second):
 
 def reversal_task(cfg: SymbolicConfig = SymbolicConfig()) -> Task:
     """Every A_i → B_i is trained; B_i ← A_i only for the `both` pairs; the rest is the test."""
+    # BEGIN SOLUTION lesson05: every A_i → B_i, and B_i ← A_i for the both pairs only
     (a, b), both, test = _split(cfg, 2)
     train = torch.cat((_sentences(a, FORWARD, b), _sentences(b[both], BACKWARD, a[both])))
     return Task(train, torch.stack((a, b)), both, test)
+    # END SOLUTION
 
 
 def chain_task(cfg: SymbolicConfig = SymbolicConfig()) -> Task:
     """A_i → B_i and B_i → C_i for every i; A_i ⇝ C_i only for the `both` share; the rest is the test."""
+    # BEGIN SOLUTION lesson05: both hops for every i, A_i ⇝ C_i for the both share only
     (a, b, c), both, test = _split(cfg, 3)
     train = torch.cat((_sentences(a, FORWARD, b), _sentences(b, FORWARD, c),
                        _sentences(a[both], TWO_HOP, c[both])))
     return Task(train, torch.stack((a, b, c)), both, test)
+    # END SOLUTION

@@ -67,18 +67,22 @@ def autocast(device: torch.device):
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warm-up over `warmup` steps, then cosine from lr down to min_lr at the last step."""
+    # BEGIN SOLUTION lesson03: the learning rate at `step`, warm-up then cosine
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+    # END SOLUTION
 
 
 def loss_of(model, batch):
     """Mean cross-entropy over the positions that have a target."""
+    # BEGIN SOLUTION lesson03: the logits of the batch, cross-entropy where a target is set
     logits = model(batch.idx, batch.pos, batch.pattern, key_mask=batch.key_mask,
                    span_pos=batch.span_pos, **batch.options)
     return F.cross_entropy(logits.flatten(0, 1).float(), batch.targets.flatten(),
                            ignore_index=IGNORE)
+    # END SOLUTION
 
 
 def make_optimizer(model, cfg: TrainConfig):
@@ -163,9 +167,11 @@ def fit(model, make_batch, cfg: TrainConfig, out_dir, *, device=None, meta=None,
             group["lr"] = lr_at(step, cfg)
         with autocast(device):
             loss = loss_of(model, batch)
+        # BEGIN SOLUTION lesson03: the gradients: clear, backpropagate, clip to cfg.grad_clip
         opt.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
+        # END SOLUTION
         value = loss.item()  # one sync per step buys a check before the weights are touched
         if not (math.isfinite(value) and math.isfinite(norm)):
             bar.close()
