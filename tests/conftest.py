@@ -1,5 +1,5 @@
 """Grading by pytest: `pytest --grade` prints, per lesson, tests passed / total and points;
-`--grade-json PATH` writes the same, test by test, for an autograder.
+`--grade-json=PATH` writes the same, test by test, for an autograder.
 
 Covers: the two options; the summary, one point per test (each checks one claim of its lesson);
 each test's outcome with the lesson whose NotImplementedError stopped it (so that a student

@@ -94,7 +94,7 @@ BAD_MARKERS = {
                        "mod.py:2: unknown lesson09; pyproject.toml registers lesson01, lesson02"),
     "malformed": ("# BEGIN SOLUTION: a\nx = 1\n", "mod.py:1: malformed marker"),
     "at module level": ("# BEGIN SOLUTION lesson01: a\nx = 1\n# END SOLUTION\n",
-                        "mod.py:1: a region lies inside a function's body"),
+                        "mod.py:1: a region must lie inside a function's body"),
     "mid-expression": ("def f():\n    return (1,\n    # BEGIN SOLUTION lesson01: a\n    2,\n"
                        "    # END SOLUTION\n    )\n", "mod.py:3: its student version would not compile"),
     "leaves its block": ("def f():\n    # BEGIN SOLUTION lesson01: a\n    x = 1\ny = 2\n",

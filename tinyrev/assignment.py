@@ -21,8 +21,8 @@ marker, whose description names the lesson's file: one list for pytest and for t
 import os
 import re
 import shutil
-from collections import Counter
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 from .cli import Parser
@@ -54,8 +54,8 @@ def strip(text: str, where: str, known: dict, only) -> tuple:
                 raise ValueError(f"{where}:{n}: BEGIN SOLUTION inside the region opened at line "
                                  f"{opened[0]}; regions do not nest")
             if not indent:
-                raise ValueError(f"{where}:{n}: a region lies inside a function's body; at the top "
-                                 "of a module its raise would stop every import")
+                raise ValueError(f"{where}:{n}: a region must lie inside a function's body; at the "
+                                 "top of a module its raise would stop every import")
             if number not in known:
                 raise ValueError(f"{where}:{n}: unknown lesson{number}; pyproject.toml registers "
                                  f"{', '.join('lesson' + k for k in sorted(known))}")
