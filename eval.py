@@ -1,4 +1,4 @@
-"""Evaluate trained runs: `python eval.py runs/ntp-s0 runs/bico-s0`, `python eval.py --task length RUN`.
+"""Evaluate trained runs: `python eval.py runs/ntp-s0 runs/bico-s0`, or `--task length RUN`.
 
 Reversal task (the default): loads each run directory's checkpoint, scores it on the reversal
 tests (greedy accuracy and log-prob margin, the query form chosen by the run's objective) and
@@ -14,16 +14,17 @@ import importlib.util
 import json
 from pathlib import Path
 
-from tinyrev import cli, dynamics
-from tinyrev.evaluate import complete, table
-from tinyrev.experiment import load_run, score
-from tinyrev.length import (DEPTHS, N_GLOBAL, evaluate_length, format_length, load_length_run,
-                            plot_curve)
-from tinyrev.symbolic import SymbolicConfig
+from tinyrev import cli, objectives
+from tinyrev.dynamics import experiment as dynamics
+from tinyrev.dynamics.symbolic import SymbolicConfig
+from tinyrev.length.experiment import (DEPTHS, N_GLOBAL, evaluate_length, format_length,
+                                       load_length_run, plot_curve)
+from tinyrev.reversal.evaluate import answer_asymmetry, complete, table
+from tinyrev.reversal.experiment import load_run, score
 from tinyrev.trainer import TrainConfig, pick_device
 
 
-def main():
+def parse():
     p = cli.Parser(prog="eval.py", description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="directories written by train.py")
     p.add_argument("--task", choices=("reversal", "length", "dynamics"), default="reversal",
@@ -47,13 +48,20 @@ def main():
     sym.add_argument("--pairs", type=cli.positive_int, default=SymbolicConfig.n_pairs,
                      help=f"entity pairs (default: {SymbolicConfig.n_pairs})")
     sym.add_argument("--both-share", type=float, default=SymbolicConfig.both_share,
-                     help=f"share of pairs trained both ways (default: {SymbolicConfig.both_share})")
+                     help="share of pairs trained both ways "
+                          f"(default: {SymbolicConfig.both_share})")
     sym.add_argument("--dim", type=cli.positive_int, default=512,
                      help="bilinear embedding size (default: 512)")
-    sym.add_argument("--seed", type=int, default=0, help="task split and initialization (default: 0)")
+    sym.add_argument("--seed", type=int, default=0,
+                     help="task split and initialization (default: 0)")
     args = p.parse_args()
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         p.error("--plot needs matplotlib, an optional extra: pip install matplotlib")
+    return args
+
+
+def main():
+    args = parse()
     device = pick_device(args.device)
     if args.task == "dynamics":
         return evaluate_dynamics(args, device)
@@ -61,24 +69,36 @@ def main():
         raise ValueError(f"--task {args.task} needs at least one RUN_DIR, a directory written by "
                          "train.py (only --task dynamics runs without one)")
     if args.task == "length":
-        if len(args.runs) > 1:
-            raise ValueError(f"--task length evaluates one run at a time; got {len(args.runs)}")
-        model, train_len, text_cfg = load_length_run(args.runs[0], device)
-        r = evaluate_length(model, train_len, text_cfg, n_global=args.n_global,
-                            n_local=args.n_local, n_texts=args.texts,
-                            passkey_lengths=args.passkey_lengths, depths=args.depths)
-        print(format_length({**r, "run": args.runs[0]}))
-        if args.json:
-            Path(args.json).write_text(json.dumps({**r, "run": args.runs[0]}, indent=2) + "\n")
-        if args.plot:
-            plot_curve(r, args.plot)
-        return
+        return evaluate_long_texts(args, device)
+    return evaluate_reversal(args, device)
+
+
+def write_json(args, result):
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def evaluate_long_texts(args, device):
+    if len(args.runs) > 1:
+        raise ValueError(f"--task length evaluates one run at a time; got {len(args.runs)}")
+    model, train_len, text_cfg = load_length_run(args.runs[0], device)
+    r = evaluate_length(model, train_len, text_cfg, n_global=args.n_global, n_local=args.n_local,
+                        n_texts=args.texts, passkey_lengths=args.passkey_lengths,
+                        depths=args.depths)
+    r["run"] = args.runs[0]
+    print(format_length(r))
+    write_json(args, r)
+    if args.plot:
+        plot_curve(r, args.plot)
+
+
+def evaluate_reversal(args, device):
     runs = [(run, *load_run(run, device)) for run in args.runs]
     if args.prompt is not None:
         for run, model, data, ckpt in runs:
-            objective = ckpt["meta"]["objective"]
+            objective = objectives.get(ckpt["meta"]["objective"])
             answer = complete(model, data.tokenizer, objective, args.prompt, device=device)
-            print(f"{run} ({objective}): {args.prompt} -> {answer}")
+            print(f"{run} ({objective.name}): {args.prompt} -> {answer}")
         return
     results = [{**score(model, data, ckpt["meta"]["objective"],
                         TrainConfig(**ckpt["train_config"]), device), "run": str(run)}
@@ -86,23 +106,22 @@ def main():
     print(table(results))
     print()
     print(table(results, "logprob_margin"))
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args, results)
 
 
 def evaluate_dynamics(args, device):
     cfg = SymbolicConfig(args.pairs, args.both_share, args.seed)
     runs = [(run, *load_run(run, device)) for run in args.runs]  # bad RUN_DIRs fail before training
     r = dynamics.run(cfg, dim=args.dim, device=device)
-    r["runs"] = [{"run": str(run), "objective": ckpt["meta"]["objective"],
-                  **dynamics.answer_asymmetry(model, data, ckpt["meta"]["objective"], device)}
-                 for run, model, data, ckpt in runs]
+    r["runs"] = []
+    for run, model, data, ckpt in runs:
+        objective = objectives.get(ckpt["meta"]["objective"])
+        r["runs"].append({"run": str(run), "objective": objective.name,
+                          **answer_asymmetry(model, data, objective, device)})
     print(dynamics.report(r))
     if args.plot:
         dynamics.plot_heatmaps(r["blocks"], args.plot)
-    if args.json:
-        saved = {k: v for k, v in r.items() if k != "blocks"}
-        Path(args.json).write_text(json.dumps(saved, indent=2) + "\n")
+    write_json(args, {k: v for k, v in r.items() if k != "blocks"})
 
 
 if __name__ == "__main__":

@@ -13,14 +13,16 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from tinyrev import cli, factsio
-from tinyrev.evaluate import table
-from tinyrev.experiment import train_reversal
-from tinyrev.facts import FactsConfig, generate_records
-from tinyrev.length import LENGTH_TRAINING, TRAIN_LEN, train_length
-from tinyrev.longtext import LongTextConfig
+from tinyrev import cli
+from tinyrev.length.experiment import LENGTH_TRAINING, TRAIN_LEN, train_length
+from tinyrev.length.longtext import LongTextConfig
 from tinyrev.objectives import OBJECTIVES
-from tinyrev.trainer import TrainConfig, load_checkpoint
+from tinyrev.reversal import factsio
+from tinyrev.reversal.evaluate import table
+from tinyrev.reversal.experiment import train_reversal
+from tinyrev.reversal.facts import FactsConfig, generate_records
+from tinyrev.checkpoint import load_checkpoint
+from tinyrev.trainer import TrainConfig
 
 
 def parse():
@@ -87,7 +89,8 @@ def length(out, train_len, train_cfg, text_cfg, args, ckpt=None):
 
 
 def reversal(args, given):
-    objectives = list(OBJECTIVES) if "all" in (args.objective or []) else (args.objective or ["ntp"])
+    asked = args.objective or ["ntp"]
+    objectives = list(OBJECTIVES) if "all" in asked else asked
     seeds = args.seed or [0]
     many = len(objectives) * len(seeds) > 1
     facts_files = factsio.read(args.facts) if args.facts else None

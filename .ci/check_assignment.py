@@ -2,7 +2,7 @@
 
 Covers: `--solution GRADE_JSON` (from `pytest --grade-json` on the repository): every lesson at
 full marks. Then the student version, generated fresh into a temporary directory by `python -m
-tinyrev.assignment`: every module imports, nothing fails to be collected, and every graded test of
+tinyrev.tools.assignment`: every module imports, nothing fails to be collected, and every graded test of
 every lesson fails with a solution region's NotImplementedError, never passing and never failing
 otherwise; a test stopped by another lesson's region must say it `needs` that lesson, and may need
 only earlier ones. `--independence` strips all lessons but one, lesson by lesson: that lesson's
@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tinyrev.assignment import lessons  # noqa: E402  (the repository's own, not an installed one)
+from tinyrev.tools.assignment import lessons  # noqa: E402  (the repository's own, not an installed one)
 
 
 def run(*args, cwd, check=True):
@@ -34,7 +34,7 @@ def run(*args, cwd, check=True):
 
 def student(tmp: Path, only=()) -> Path:
     out = tmp / ("student" + "".join(f"-{n}" for n in only))
-    run("-m", "tinyrev.assignment", str(out), *(["--lessons", *only] if only else []), cwd=ROOT)
+    run("-m", "tinyrev.tools.assignment", str(out), *(["--lessons", *only] if only else []), cwd=ROOT)
     return out
 
 
@@ -60,8 +60,9 @@ def check_solution(path):
 
 def check_student(tmp: Path, known: dict):
     copy = student(tmp)
-    modules = sorted(p.stem for p in (copy / "tinyrev").glob("*.py"))
-    imported = run("-c", "import importlib, tinyrev; [importlib.import_module('tinyrev.' + m) for m "
+    modules = sorted(".".join(p.relative_to(copy).with_suffix("").parts)
+                     for p in (copy / "tinyrev").rglob("*.py"))
+    imported = run("-c", "import importlib, tinyrev; [importlib.import_module(m) for m "
                    f"in {modules!r}]; print(tinyrev.__file__)", cwd=copy).stdout.strip()
     if not imported.startswith(str(copy)):
         sys.exit(f"check_assignment: imported {imported}, not the student version in {copy}")

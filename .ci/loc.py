@@ -31,7 +31,9 @@ def code_lines(path: pathlib.Path) -> int:
 
 if __name__ == "__main__":
     root = pathlib.Path(__file__).resolve().parents[1] / "tinyrev"
-    counts = {p.name: code_lines(p) for p in sorted(root.glob("*.py"))}
+    counts = {str(p.relative_to(root)): code_lines(p) for p in sorted(root.rglob("*.py"))}
     for name, n in counts.items():
-        print(f"{name:16s} {n:4d}")
-    print(f"{'total':16s} {sum(counts.values()):4d}")
+        print(f"{name:26s} {n:4d}")
+    core = ("rope.py", "attention.py", "model.py", "trainer.py")
+    print(f"{'rope + attention + model + trainer':34s} {sum(counts[c] for c in core):4d}")
+    print(f"{'total':26s} {sum(counts.values()):4d}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tinyrev.assignment import write_assignment
+from tinyrev.tools.assignment import write_assignment
 
 pytestmark = pytest.mark.tools
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,11 +74,11 @@ def test_only_the_named_lessons_are_stripped(tmp_path):
 def test_the_repository_itself_strips_to_a_package_that_compiles(tmp_path):
     """(In a student version there is nothing left to strip: then it is copied as it is.)"""
     counts = write_assignment(tmp_path / "student")
-    marked = {line.split("lesson")[1][:2] for path in (ROOT / "tinyrev").glob("*.py")
-              if path.name != "assignment.py"
+    marked = {line.split("lesson")[1][:2] for path in (ROOT / "tinyrev").rglob("*.py")
+              if "tools" not in path.parts
               for line in path.read_text().splitlines() if "# BEGIN SOLUTION lesson" in line}
     assert set(counts) == marked
-    for path in (tmp_path / "student" / "tinyrev").glob("*.py"):
+    for path in (tmp_path / "student" / "tinyrev").rglob("*.py"):
         compile(path.read_text(), str(path), "exec")
     assert (tmp_path / "student" / "tests" / "conftest.py").read_text() == \
         (ROOT / "tests" / "conftest.py").read_text()
@@ -111,7 +111,7 @@ def test_bad_markers_are_named_by_file_and_line(tmp_path, case):
 
 
 def one_line_error(*args):
-    p = subprocess.run([sys.executable, "-m", "tinyrev.assignment", *args], cwd=ROOT,
+    p = subprocess.run([sys.executable, "-m", "tinyrev.tools.assignment", *args], cwd=ROOT,
                        capture_output=True, text=True)
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr

@@ -7,7 +7,8 @@ import torch
 
 import tinyrev.attention
 from test_rope import complex_rope
-from tinyrev.attention import attention, build_mask
+from tinyrev.attention import Pattern, as_pattern, attention, build_mask
+from tinyrev.checks import check_int
 
 pytestmark = pytest.mark.lesson02
 
@@ -64,11 +65,33 @@ def test_per_sequence_prefix_lengths_give_one_mask_each():
     ("lambda", {"n_global": -1, "n_local": 2}, "n_global.*>= 0; got -1"),
     ("sideways", {}, "unknown attention pattern 'sideways'"),
     ("causal", {"n_queries": 6}, "n_queries must be an int in \\[1, 5\\].*got 6"),
+    ("causal", {"n_local": 4}, "n_local=4 is no option of pattern 'causal'; it takes none"),
+    ("abi", {"prefix_len": 2}, "prefix_len=2 is no option of pattern 'abi'; it takes part_a_len"),
+    ("prefix", {"prefix_len": torch.tensor([1.5])}, "`prefix_len` must be an int >= 0 or a 1-D"),
+    ("prefix", {"prefix_len": True}, "`prefix_len` must be an integer >= 0; got True"),
 ])
 @pytest.mark.tools
 def test_bad_options_are_named(pattern, options, message):
     with pytest.raises(ValueError, match=message):
         build_mask(pattern, 5, **options)
+
+
+@pytest.mark.tools
+def test_a_pattern_is_made_once_and_passed_as_it_is():
+    """The course's form (a name with keywords) and the value the model passes down agree, and a
+    Pattern given with more options is refused rather than half used."""
+    p = Pattern("lambda", n_global=1, n_local=3)
+    assert torch.equal(build_mask(p, 6), build_mask("lambda", 6, n_global=1, n_local=3))
+    assert as_pattern(p) is p and as_pattern().name == "causal"
+    with pytest.raises(ValueError, match="given beside a Pattern"):
+        as_pattern(p, n_local=4)
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("value", [0, -1, True, 1.0, "3"])
+def test_check_int_names_the_value_and_the_rule(value):
+    with pytest.raises(ValueError, match=f"steps must be an integer >= 1; got {value!r}"):
+        check_int("steps", value)
 
 
 def reference(q, k, v, score, allowed):

@@ -10,11 +10,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tinyrev.dynamics import (answer_asymmetry, bilinear_logits, embeddings, heatmap, measure,
+from tinyrev.dynamics.experiment import (bilinear_logits, embeddings, heatmap, measure,
                               measure_chain, train_bilinear, train_decoder)
-from tinyrev.facts import FactsConfig, generate as make_facts
+from tinyrev.objectives import get
+from tinyrev.reversal.evaluate import answer_asymmetry
+from tinyrev.reversal.facts import FactsConfig, generate as make_facts
 from tinyrev.model import ModelConfig, Transformer
-from tinyrev.symbolic import (BACKWARD, FORWARD, TWO_HOP, SymbolicConfig, chain_task,
+from tinyrev.dynamics.symbolic import (BACKWARD, FORWARD, TWO_HOP, SymbolicConfig, chain_task,
                               reversal_task)
 
 pytestmark = pytest.mark.lesson05
@@ -96,7 +98,7 @@ def test_chain_test_is_never_trained_but_both_hops_are():
     ({"both_share": -0.1}, "both_share=-0.1 is outside [0, 1]"),
     ({"both_share": float("nan")}, "outside [0, 1]"),
     ({"n_pairs": 3}, "leaves 1 pair(s) trained one way only; the test needs at least 2"),
-    ({"n_pairs": 0}, "n_pairs must be a positive int; got 0"),
+    ({"n_pairs": 0}, "n_pairs must be an integer >= 1; got 0"),
 ])
 @pytest.mark.tools
 def test_bad_task_settings_are_refused(kwargs, words):
@@ -107,7 +109,7 @@ def test_bad_task_settings_are_refused(kwargs, words):
 @pytest.mark.parametrize("dim", [0, -4, 2.5])
 @pytest.mark.tools
 def test_bad_dimension_is_refused(dim):
-    with pytest.raises(ValueError, match=f"dimension must be a positive int; got {dim}"):
+    with pytest.raises(ValueError, match=f"dimension must be an integer >= 1; got {dim}"):
         embeddings(10, dim)
 
 
@@ -182,6 +184,6 @@ def test_answer_asymmetry_is_zero_for_a_model_that_ignores_the_prompt():
     model = Transformer(ModelConfig(vocab_size=len(data.tokenizer), dim=16, n_layers=1, n_heads=2))
     for p in model.parameters():
         torch.nn.init.zeros_(p)
-    r = answer_asymmetry(model, data, "ntp")
+    r = answer_asymmetry(model, data, get("ntp"))
     assert set(r["per_test"]) == {"N2D", "D2N", "N2D-reverse", "D2N-reverse"}
     assert r["w_forward"] == pytest.approx(0, abs=1e-5) and r["w_reverse"] == pytest.approx(0, abs=1e-5)

@@ -8,7 +8,7 @@ reproducible, so the margins below are not there for flakiness but for other tor
 
 import pytest
 
-from tinyrev.dynamics import run
+from tinyrev.dynamics.experiment import run
 
 pytestmark = pytest.mark.slow
 

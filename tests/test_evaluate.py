@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from tinyrev.evaluate import _answer_logprob, _query, complete, table
-from tinyrev.facts import FactsConfig, generate as make_data
+from tinyrev.objectives import get
+from tinyrev.reversal.evaluate import answer_logprob, complete, table
+from tinyrev.reversal.facts import FactsConfig, generate as make_data
 from tinyrev.model import ModelConfig, Transformer, generate
 from tinyrev.tokenizer import PAD
 
@@ -24,14 +25,15 @@ def test_teacher_forced_scoring_agrees_with_cached_decoding(objective):
     model = Transformer(ModelConfig(vocab_size=V, dim=32, n_layers=2, n_heads=2,
                                     span_positions=16 if objective == "abi" else 0)).eval()
     item = DATA.tests["N2D"][0]
-    queries = torch.tensor([item.infill if objective == "abi" else item.prompt])
-    idx, pos, span, pattern, options = _query(objective, queries)
-    answer = generate(model, idx, 4, pos=pos, span_pos=span, pattern=pattern, **options)[0].tolist()
+    objective = get(objective)
+    questions = torch.tensor([objective.question(item)])
+    q = objective.query(questions)
+    answer = generate(model, q.idx, 4, pos=q.pos, span_pos=q.span_pos, pattern=q.pattern)[0].tolist()
     for k in range(4):
         if answer[k] == PAD:  # scoring skips padding, so a PAD answer cannot be compared
             continue
         candidates = [answer[:k] + [t] for t in range(1, V)]
-        scores = _answer_logprob(model, objective, queries.expand(V - 1, -1), candidates)
+        scores = answer_logprob(model, objective, questions.expand(V - 1, -1), candidates)
         assert scores.argmax().item() + 1 == answer[k]
 
 
@@ -40,7 +42,7 @@ def test_complete_blanks_the_end_for_abi_and_stops_at_end_token():
     torch.manual_seed(0)
     model = Transformer(ModelConfig(vocab_size=len(DATA.tokenizer), dim=32, n_layers=2, n_heads=2,
                                     span_positions=16))
-    out = complete(model, DATA.tokenizer, "abi", "the", max_new_tokens=3)
+    out = complete(model, DATA.tokenizer, get("abi"), "the", max_new_tokens=3)
     assert isinstance(out, str) and "[END]" not in out and len(out.split()) <= 3
 
 

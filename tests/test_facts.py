@@ -3,7 +3,7 @@ students, so graded by no lesson."""
 
 import pytest
 
-from tinyrev.facts import FactsConfig, generate
+from tinyrev.reversal.facts import FactsConfig, generate
 from tinyrev.tokenizer import WordTokenizer, split_words
 
 pytestmark = pytest.mark.tools
@@ -52,7 +52,7 @@ def test_generation_is_deterministic_and_seeded():
 
 
 @pytest.mark.parametrize("kw, message", [
-    ({"n_per_subset": 0}, "n_per_subset must be a positive int"),
+    ({"n_per_subset": 0}, "n_per_subset must be an integer >= 1"),
     ({"n_train_templates": 40, "n_test_templates": 10}, "generator has 48"),
 ])
 def test_bad_sizes_are_named(kw, message):
@@ -70,7 +70,7 @@ def test_tokenizer_round_trip_and_unknown_words():
 
 def test_no_link_phrase_starts_another():
     """Otherwise 'NAME is' could go on as 'is known as ...' and the answer would be ambiguous."""
-    from tinyrev.facts import DESC_FIRST_LINKS, NAME_FIRST_LINKS
+    from tinyrev.reversal.facts import DESC_FIRST_LINKS, NAME_FIRST_LINKS
     for links in (NAME_FIRST_LINKS, DESC_FIRST_LINKS):
         for a in links:
             assert not any(b != a and b.split()[:len(a.split())] == a.split() for b in links), a

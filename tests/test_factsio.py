@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from tinyrev import factsio
-from tinyrev.evaluate import table
-from tinyrev.experiment import load_run, score, train_reversal
-from tinyrev.facts import TEST_FILES, TWIN, FactsConfig, build, generate, generate_records
+from tinyrev.reversal import factsio
+from tinyrev.reversal.evaluate import table
+from tinyrev.reversal.experiment import load_run, score, train_reversal
+from tinyrev.reversal.facts import TEST_FILES, TWIN, FactsConfig, build, generate, generate_records
 from tinyrev.model import ModelConfig, Transformer
 from tinyrev.objectives import OBJECTIVES, get, reverse_entities
 from tinyrev.tokenizer import UNK

@@ -7,10 +7,11 @@ import math
 import pytest
 import torch
 
-from tinyrev import longtext
+from tinyrev.length import longtext
 from tinyrev.attention import lambda_scores
-from tinyrev.length import (buckets, evaluate_length, load_length_run, modes, nll_by_position,
+from tinyrev.length.experiment import (buckets, evaluate_length, load_length_run, modes, nll_by_position,
                             train_length)
+from tinyrev.attention import Pattern
 from tinyrev.rope import apply_rope
 from tinyrev.model import KVCache, ModelConfig, Transformer, generate
 from tinyrev.trainer import TrainConfig
@@ -145,7 +146,7 @@ class KnowsTheText(torch.nn.Module):
         self.next, self.confidence = texts[:, 1:], confidence
         self.unused = torch.nn.Parameter(torch.zeros(()))  # the device is read off a parameter
 
-    def forward(self, idx, pos, pattern, **options):
+    def forward(self, idx, pos, pattern, **_):
         return self.confidence * torch.nn.functional.one_hot(self.next, TEXT.vocab_size).float()
 
 
@@ -154,7 +155,7 @@ def test_nll_by_position_scores_each_next_token(confidence):
     """With logit c on the right token and 0 on the V - 1 others the NLL is log(V - 1 + e^c) - c
     at every position: log V when the model knows nothing."""
     x = texts(4, 30)
-    curve = nll_by_position(KnowsTheText(x, confidence), x, "causal", {})
+    curve = nll_by_position(KnowsTheText(x, confidence), x, Pattern("causal"))
     V = TEXT.vocab_size
     expected = torch.tensor(V - 1 + math.exp(confidence)).log() - confidence
     assert curve.shape == (29,)
@@ -165,9 +166,9 @@ def test_nll_by_position_scores_each_next_token(confidence):
 def test_every_mode_equals_vanilla_inside_the_window():
     """A text no longer than n_local is read identically by all four modes."""
     model, x = tiny(), texts(3, 17)
-    vanilla = nll_by_position(model, x, "causal", {})
-    for name, (pattern, options) in modes(2, 16).items():
-        torch.testing.assert_close(nll_by_position(model, x, pattern, options), vanilla)
+    vanilla = nll_by_position(model, x, Pattern("causal"))
+    for name, pattern in modes(2, 16).items():
+        torch.testing.assert_close(nll_by_position(model, x, pattern), vanilla)
 
 
 @pytest.mark.needs("01", "02")

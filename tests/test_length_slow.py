@@ -8,7 +8,7 @@ most 1.011. The full-scale numbers are in the README and lesson 04.
 
 import pytest
 
-from tinyrev.length import evaluate_length, load_length_run, train_length
+from tinyrev.length.experiment import evaluate_length, load_length_run, train_length
 from tinyrev.trainer import TrainConfig
 
 pytestmark = pytest.mark.slow

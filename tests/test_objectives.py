@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tinyrev import objectives as O
-from tinyrev.facts import FactsConfig, generate
+from tinyrev.reversal.facts import FactsConfig, generate
 from tinyrev.model import ModelConfig, Transformer
 from tinyrev.tokenizer import END, MASK, PAD, START
 
@@ -23,7 +23,7 @@ def gen(seed=0):
 def test_ntp_targets_are_the_next_tokens(data):
     ex = data.train[:4]
     b = O.ntp(ex, gen())
-    assert b.pattern == "causal"
+    assert b.pattern.name == "causal"
     for r, e in enumerate(ex):
         n = len(e.ids) - 1
         assert torch.equal(b.idx[r, :n], e.ids[:-1]) and torch.equal(b.targets[r, :n], e.ids[1:])
@@ -37,7 +37,7 @@ def test_prefix_scores_only_the_answer(data):
         scored = (b.targets[r] != O.IGNORE).nonzero().flatten()
         assert scored[0] == e.prompt_len - 1  # the prompt's last token predicts the answer's first
         assert torch.equal(b.targets[r, scored], e.ids[e.prompt_len:])
-    assert torch.equal(b.options["prefix_len"], torch.tensor([e.prompt_len for e in ex]))
+    assert torch.equal(b.pattern.prefix_len, torch.tensor([e.prompt_len for e in ex]))
 
 
 @pytest.mark.parametrize("n", [1, 5, 17, 40])
@@ -54,7 +54,7 @@ def test_abi_part_b_fills_the_blanks_of_part_a(data):
     ex = data.train[:6]
     b = O.abi(ex, gen())
     for r, e in enumerate(ex):
-        a_len = int(b.options["part_a_len"][r])
+        a_len = int(b.pattern.part_a_len[r])
         idx, tgt, pos, span = (t[r].tolist() for t in (b.idx, b.targets, b.pos, b.span_pos))
         a = idx[:a_len]
         assert all(t == O.IGNORE for t in tgt[:a_len]) and set(span[:a_len]) == {0}
@@ -78,13 +78,13 @@ def bico_batch(data, seed=0):
     g = gen(seed)
     while True:
         b = O.bico(data.train[:8], g)
-        if b.pattern == "bico":
+        if b.pattern.name == "bico":
             return b
 
 
 def test_bico_mixes_denoising_and_ntp_steps(data):
     g = gen(0)
-    kinds = [O.bico(data.train[:4], g).pattern for _ in range(200)]
+    kinds = [O.bico(data.train[:4], g).pattern.name for _ in range(200)]
     assert 70 < kinds.count("bico") < 130 and set(kinds) == {"bico", "causal"}
 
 

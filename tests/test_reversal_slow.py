@@ -7,7 +7,7 @@ points above NTP). On CPU the numbers are exactly reproducible, so these are not
 
 import pytest
 
-from tinyrev.experiment import train_reversal
+from tinyrev.reversal.experiment import train_reversal
 
 pytestmark = pytest.mark.slow
 

@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from tinyrev import objectives
-from tinyrev.facts import FactsConfig, generate
+from tinyrev.reversal.facts import FactsConfig, generate
 from tinyrev.model import ModelConfig, Transformer
-from tinyrev.trainer import (CHECKPOINT, TrainConfig, fit, load_checkpoint, lr_at, pick_device,
-                             save_checkpoint)
+from tinyrev.attention import CAUSAL
+from tinyrev.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
+from tinyrev.trainer import TrainConfig, fit, lr_at, pick_device
 
 pytestmark = pytest.mark.lesson03
 
@@ -30,7 +31,7 @@ class Bigram(torch.nn.Module):
         self.embed = torch.nn.Embedding(self.cfg.vocab_size, 32)
         self.head = torch.nn.Linear(32, self.cfg.vocab_size, bias=False)
 
-    def forward(self, idx, pos, pattern, **options):
+    def forward(self, idx, pos, pattern, **_):
         return self.head(self.embed(idx))
 
 
@@ -59,7 +60,7 @@ def test_a_tiny_run_learns(tmp_path):
     m = model()
     cfg = TrainConfig(steps=200, batch_size=16, lr=3e-3, warmup=10, seed=0)
     answers = objectives.prefix(DATA.train, None)  # the loss on answers alone: memorisable
-    answers.pattern, answers.options = "causal", {}
+    answers.pattern = CAUSAL
     before = loss_of(m, answers).item()
     fit(m, batches("ntp"), cfg, tmp_path, progress=False)
     after = loss_of(m.eval(), answers).item()
@@ -129,8 +130,9 @@ def test_device_choice():
             pick_device("cuda")
 
 
-@pytest.mark.parametrize("kw, message", [({"steps": 0}, "steps must be a positive int; got 0"),
-                                         ({"lr": -1.0}, "lr must be > 0")])
+@pytest.mark.parametrize("kw, message", [({"steps": 0}, "steps must be an integer >= 1; got 0"),
+                                         ({"lr": -1.0}, "lr must be a finite number > 0; got -1.0"),
+                                         ({"lr": float("inf")}, "lr must be a finite")])
 @pytest.mark.tools
 def test_bad_train_config_is_named(kw, message):
     with pytest.raises(ValueError, match=message):

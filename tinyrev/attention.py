@@ -1,11 +1,14 @@
-"""The five attention patterns: causal, prefix, ABI, BICO and Λ, behind two functions.
+"""The five attention patterns: causal, prefix, ABI, BICO and Λ, as one value and two functions.
 
-Covers: `build_mask` (which key each query may see) and `attention` (scores, mask, softmax,
-weighted sum, including the per-branch rotations that BICO and Λ need).
+Covers: `Pattern` (a pattern's name with the sizes it needs, checked once when it is made),
+`build_mask` (which key each query may see) and `attention` (scores, mask, softmax, weighted sum,
+including the per-branch rotations that BICO and Λ need).
 Leaves out: the projections and heads (model.py) and position embedding math (rope.py).
 
-q, k and v arrive *unrotated*: BICO rotates the two triangles of the score matrix differently,
-and Λ rotates its global branch differently from its local one, so rotation belongs here.
+Llama passes one mask down its layers; tinyrev passes one `Pattern`, because BICO and Λ need more
+than a mask: they rotate keys differently per branch. q, k and v therefore arrive *unrotated*:
+BICO rotates the two triangles of the score matrix differently, and Λ rotates its global branch
+differently from its local one, so rotation belongs here.
 
 Keys and queries: k and v hold the whole sequence (T_k positions, `pos` has length T_k); q holds
 its last T_q positions. T_q == T_k in training; T_q < T_k while decoding with a KV cache. Λ reads
@@ -14,31 +17,96 @@ keys skip the middle of the text.
 """
 
 import math
+from dataclasses import dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
 
+from .checks import check_int
 from .rope import apply_rope
 
 PATTERNS = ("causal", "prefix", "abi", "bico", "lambda")
+# the sizes each pattern takes; any other is refused, so a misplaced option never passes silently
+OPTIONS = {"causal": (), "prefix": ("prefix_len",), "abi": ("part_a_len",), "bico": (),
+           "lambda": ("n_global", "n_local", "distance_limit")}
+
+
+@dataclass(frozen=True, eq=False)
+class Pattern:
+    """One attention pattern with its sizes: what a forward call passes down every layer.
+
+    prefix_len (prefix) and part_a_len (abi, GLM's Part A): the length of the bidirectional
+    part, an int, or a (B,) tensor with one length per sequence.
+    n_global, n_local, distance_limit (lambda): Λ keeps the first n_global keys and the last
+    n_local; with distance_limit (LM-Infinite's), no key is seen farther away than n_local.
+    """
+    name: str = "causal"
+    prefix_len: int | torch.Tensor | None = None
+    part_a_len: int | torch.Tensor | None = None
+    n_global: int = 0
+    n_local: int | None = None
+    distance_limit: bool = True
+
+    def __post_init__(self):
+        if self.name not in PATTERNS:
+            raise ValueError(f"unknown attention pattern {self.name!r}; choose one of {PATTERNS}")
+        for f in fields(self)[1:]:
+            value = getattr(self, f.name)
+            given = value is not f.default if f.default is None else value != f.default
+            if given and f.name not in OPTIONS[self.name]:
+                raise ValueError(f"{f.name}={value!r} is no option of pattern {self.name!r}; it "
+                                 f"takes {', '.join(OPTIONS[self.name]) or 'none'}")
+        for name in ("prefix_len", "part_a_len"):
+            if name in OPTIONS[self.name]:
+                _check_length(name, getattr(self, name))
+        if self.name == "lambda":
+            check_lambda_sizes(self.n_global, self.n_local)
+
+    def to(self, device) -> "Pattern":
+        """The same pattern with its per-sequence lengths on `device`."""
+        move = lambda x: x.to(device) if torch.is_tensor(x) else x
+        return replace(self, prefix_len=move(self.prefix_len), part_a_len=move(self.part_a_len))
+
+
+CAUSAL = Pattern()
+
+
+def as_pattern(pattern="causal", **options) -> Pattern:
+    """A Pattern given, or one built from a pattern name and its sizes (the course's form)."""
+    if isinstance(pattern, Pattern):
+        if options:
+            raise ValueError(f"options {sorted(options)} given beside a Pattern; put them in it")
+        return pattern
+    return Pattern(pattern, **options)
+
+
+def _check_length(name, value):
+    if value is None:
+        raise ValueError(f"this pattern needs `{name}` (the length of the bidirectional part)")
+    if not torch.is_tensor(value):
+        return check_int(f"`{name}`", value, 0)
+    if value.dtype.is_floating_point or value.dtype == torch.bool or value.dim() > 1 or \
+            (value < 0).any():
+        raise ValueError(f"`{name}` must be an int >= 0 or a 1-D tensor of them; got {value!r}")
+
+
+def check_lambda_sizes(n_global, n_local):
+    check_int("n_local (the Λ window)", n_local)
+    check_int("n_global (Λ's first tokens kept)", n_global, 0)
 
 
 def _prefix_length(name, value, T, device):
-    """An int or a (B,) tensor of prefix lengths, as something that broadcasts against (T, T)."""
-    if value is None:
-        raise ValueError(f"this pattern needs `{name}` (the length of the bidirectional part)")
+    """A prefix length (int or (B,) tensor) as something that broadcasts against (T, T)."""
     value = torch.as_tensor(value, device=device)
-    if value.dtype.is_floating_point or value.dim() > 1:
-        raise ValueError(f"`{name}` must be an int or a 1-D tensor of ints; got {value!r}")
-    if (value < 0).any() or (value > T).any():
+    if (value > T).any():
         raise ValueError(f"`{name}`={value.tolist()} is outside [0, {T}], the sequence length")
     return value.view(-1, 1, 1) if value.dim() == 1 else value
 
 
-def build_mask(pattern: str, T: int, *, prefix_len=None, part_a_len=None, n_global=None,
-               n_local=None, n_queries=None, device=None) -> torch.Tensor:
+def build_mask(pattern, T: int, *, n_queries=None, device=None, **options) -> torch.Tensor:
     """Boolean (T, T) mask, True where query i may attend key j.
 
+    `pattern`: a Pattern, or a pattern name with its sizes as keywords (prefix_len=3, ...).
     causal: j <= i.      prefix: causal, plus every key j < prefix_len.
     abi: the prefix mask with Part A as the prefix (GLM: A bidirectional, B sees A and earlier B).
     bico: every pair.    lambda: j <= i and (i - j < n_local or j < n_global).
@@ -46,29 +114,27 @@ def build_mask(pattern: str, T: int, *, prefix_len=None, part_a_len=None, n_glob
     n_queries: only the last n_queries rows, (n_queries, T). Decoding asks for one row over
     thousands of keys; building all T x T rows to keep one would cost O(T^2) per token.
     """
-    if pattern not in PATTERNS:
-        raise ValueError(f"unknown attention pattern {pattern!r}; choose one of {PATTERNS}")
-    if not isinstance(T, int) or T < 1:
-        raise ValueError(f"sequence length must be a positive int; got {T!r}")
+    p = as_pattern(pattern, **options)
+    check_int("sequence length T", T)
     T_q = T if n_queries is None else n_queries
     if isinstance(T_q, bool) or not isinstance(T_q, int) or not 1 <= T_q <= T:
         raise ValueError(f"n_queries must be an int in [1, {T}], the sequence length; got {T_q!r}")
     i = torch.arange(T - T_q, T, device=device)[:, None]
     j = torch.arange(T, device=device)[None, :]
-    if pattern == "bico":
+    if p.name == "bico":
         # BEGIN SOLUTION lesson02: the BICO mask, every pair
         return torch.ones(T_q, T, dtype=torch.bool, device=device)
         # END SOLUTION
-    if pattern == "prefix":
+    if p.name == "prefix":
         # BEGIN SOLUTION lesson02: the prefix mask (lengths checked by _prefix_length)
-        return (j <= i) | (j < _prefix_length("prefix_len", prefix_len, T, device))
+        return (j <= i) | (j < _prefix_length("prefix_len", p.prefix_len, T, device))
         # END SOLUTION
-    if pattern == "abi":
+    if p.name == "abi":
         # BEGIN SOLUTION lesson02: the ABI mask, Part A as the prefix
-        return (j <= i) | (j < _prefix_length("part_a_len", part_a_len, T, device))
+        return (j <= i) | (j < _prefix_length("part_a_len", p.part_a_len, T, device))
         # END SOLUTION
-    if pattern == "lambda":
-        return lambda_mask(i[:, 0], j[0], n_global, n_local)
+    if p.name == "lambda":
+        return lambda_mask(i[:, 0], j[0], p.n_global, p.n_local)
     # BEGIN SOLUTION lesson02: the causal mask
     return j <= i
     # END SOLUTION
@@ -77,44 +143,36 @@ def build_mask(pattern: str, T: int, *, prefix_len=None, part_a_len=None, n_glob
 def lambda_mask(q_pos, k_pos, n_global, n_local) -> torch.Tensor:
     """(T_q, T_k) Λ mask from positions: key j is visible to query i iff j <= i and it lies in the
     local branch (i - j < n_local) or the global one (j < n_global)."""
-    check_lambda_sizes(n_global, n_local)
     # BEGIN SOLUTION lesson02: the Λ mask from positions, a causal window plus the first n_global
     i, j = q_pos[:, None], k_pos[None, :]
     return (j <= i) & ((i - j < n_local) | (j < n_global))
     # END SOLUTION
 
 
-def check_lambda_sizes(n_global, n_local):
-    if isinstance(n_local, bool) or not isinstance(n_local, int) or n_local < 1:
-        raise ValueError(f"n_local (the Λ window) must be an integer >= 1; got {n_local!r}")
-    if isinstance(n_global, bool) or not isinstance(n_global, int) or n_global < 0:
-        raise ValueError(f"n_global (Λ's first tokens kept) must be an integer >= 0; got {n_global!r}")
-
-
-def attention(q, k, v, pos, pattern: str = "causal", *, key_mask=None, base: float = 10000.0,
-              distance_limit: bool = True, k_rotated: bool = False, **options) -> torch.Tensor:
+def attention(q, k, v, pos, pattern="causal", *, key_mask=None, base: float = 10000.0,
+              k_rotated: bool = False, **options) -> torch.Tensor:
     """Attention of unrotated q (B, H, T_q, Dh) over k, v (B, H, T_k, Dh) under `pattern`.
 
+    pattern: a Pattern, or a pattern name with its sizes as keywords (see `Pattern`).
     pos: positions of the T_k keys, (T_k,) or (B, T_k); the queries sit at the last T_q of them.
     key_mask: optional (B, T_k) bool, False for keys nobody may see (padding, BICO placeholders).
-    options: the lengths `build_mask` needs for the pattern. For "lambda", `distance_limit=False`
-    turns off LM-Infinite's distance limit and leaves only the Λ mask.
     k_rotated: k arrives already rotated by `pos` (a full KV cache stores it so). Causal, prefix
     and ABI rotate a key by its own position only, so that is the same; BICO and Λ rotate a key
     by its role and need it unrotated.
     A query with no visible key returns a zero vector instead of NaN.
     """
+    p = as_pattern(pattern, **options)
     T_q, T_k = q.shape[-2], k.shape[-2]
-    if k_rotated and pattern in ("bico", "lambda"):
-        raise ValueError(f"pattern {pattern!r} rotates each key by its role and needs unrotated "
+    if k_rotated and p.name in ("bico", "lambda"):
+        raise ValueError(f"pattern {p.name!r} rotates each key by its role and needs unrotated "
                          f"keys; decode it without a full cache (Λ: a bounded KVCache)")
-    if pattern == "lambda":
+    if p.name == "lambda":
         if pos.dim() != 1:
             raise ValueError(f"Λ attention takes one position vector (T,) for the whole batch; "
                              f"got positions of shape {tuple(pos.shape)}")
-        mask = lambda_mask(pos[T_k - T_q:], pos, options.get("n_global"), options.get("n_local"))
+        mask = lambda_mask(pos[T_k - T_q:], pos, p.n_global, p.n_local)
     else:
-        mask = build_mask(pattern, T_k, n_queries=T_q, device=q.device, **options)
+        mask = build_mask(p, T_k, n_queries=T_q, device=q.device)
     if mask.dim() == 3:
         mask = mask[:, None]  # (B, 1, T_q, T_k): one mask per sequence, shared by its heads
     empty = None
@@ -124,14 +182,15 @@ def attention(q, k, v, pos, pattern: str = "causal", *, key_mask=None, base: flo
         empty = ~mask.any(-1, keepdim=True)
         mask = mask | empty
     q_pos = pos[..., T_k - T_q:]
-    if pattern == "lambda" and distance_limit and options["n_global"] > 0:
-        out = _softmax_attend(lambda_scores(q, k, q_pos, pos, base=base, **options), mask, v)
+    if p.name == "lambda" and p.distance_limit and p.n_global > 0:
+        scores = lambda_scores(q, k, q_pos, pos, base=base, n_global=p.n_global, n_local=p.n_local)
+        out = _softmax_attend(scores, mask, v)
     else:
         qr = apply_rope(q, q_pos, base=base)
         kr = k if k_rotated else apply_rope(k, pos, base=base)
-        if pattern == "bico":
+        if p.name == "bico":
             out = _bico(q, k, v, qr, kr, q_pos, pos, mask, base)
-        elif pattern == "causal" and empty is None and T_q == T_k:
+        elif p.name == "causal" and empty is None and T_q == T_k:
             out = F.scaled_dot_product_attention(qr, kr, v, is_causal=True)
         else:
             out = F.scaled_dot_product_attention(qr, kr, v, attn_mask=mask)
@@ -167,7 +226,8 @@ def lambda_scores(q, k, q_pos, pos, *, base: float = 10000.0, n_global: int, n_l
 
     Inside the window, ordinary RoPE. For a global key outside the window, the key stays
     unrotated (position 0) and the query is rotated to position n_local, so every such key sits
-    at distance exactly n_local, the largest distance training showed, wherever the query is.
+    at distance exactly n_local wherever the query is: one past the largest distance a model
+    trained on n_local tokens has seen (0 ... n_local - 1), as in LM-Infinite's own code.
     Positions ascend, so the global keys (positions < n_global) are the first g keys, in a full
     sequence or a bounded cache. Scores of keys outside both branches are left for the mask.
     """
@@ -182,14 +242,3 @@ def lambda_scores(q, k, q_pos, pos, *, base: float = 10000.0, n_global: int, n_l
     scores[..., :g] = torch.where(far, far_scores, scores[..., :g])
     return scores
     # END SOLUTION
-
-
-def show_mask(mask: torch.Tensor) -> str:
-    """A (T, T) mask as text: one row per query, '■' where it may attend, '·' where not."""
-    return "\n".join("".join("■" if x else "·" for x in row) for row in mask.tolist())
-
-
-if __name__ == "__main__":  # python -m tinyrev.attention: the five patterns at T = 8
-    for pattern, opts in [("causal", {}), ("prefix", {"prefix_len": 3}), ("abi", {"part_a_len": 5}),
-                          ("bico", {}), ("lambda", {"n_global": 1, "n_local": 3})]:
-        print(f"{pattern} {opts}\n{show_mask(build_mask(pattern, 8, **opts))}\n")

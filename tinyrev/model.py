@@ -17,11 +17,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from .attention import attention, check_lambda_sizes
+from .attention import Pattern, as_pattern, attention, check_lambda_sizes
+from .checks import check_int
 from .rope import apply_rope
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig:
     vocab_size: int
     dim: int = 128
@@ -34,16 +35,15 @@ class ModelConfig:
 
     def __post_init__(self):
         for name in ("vocab_size", "dim", "n_layers", "n_heads"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"model {name} must be a positive int; got {value!r}")
+            check_int(f"model {name}", getattr(self, name))
+        check_int("model span_positions", self.span_positions, 0)
         if self.dim % self.n_heads:
             raise ValueError(f"dim={self.dim} does not split into n_heads={self.n_heads} heads")
         if (self.dim // self.n_heads) % 2:
             raise ValueError(f"head dimension {self.dim // self.n_heads} is odd; RoPE rotates "
                              "pairs of dimensions, so dim / n_heads must be even")
-        if not self.hidden_dim:
-            self.hidden_dim = 32 * math.ceil(8 * self.dim / 3 / 32)
+        if not self.hidden_dim:  # a frozen class sets a derived field through object
+            object.__setattr__(self, "hidden_dim", 32 * math.ceil(8 * self.dim / 3 / 32))
 
 
 class RMSNorm(nn.Module):
@@ -57,7 +57,8 @@ class RMSNorm(nn.Module):
     def forward(self, x):
         # BEGIN SOLUTION lesson01: RMSNorm, x / sqrt(mean(x^2) + eps) * weight
         x32 = x.float()  # the mean of squares is computed in fp32 even under bf16 autocast
-        return (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return normed.type_as(x) * self.weight
         # END SOLUTION
 
 
@@ -100,6 +101,14 @@ class KVCache:
     def __len__(self):
         return self.sizes[0]
 
+    def check(self, pattern: Pattern):
+        """Refuse a pattern this cache cannot serve: a bounded cache forgot every other key."""
+        asked = (pattern.name, pattern.n_global, pattern.n_local)
+        if self.n_local is not None and asked != ("lambda", self.n_global, self.n_local):
+            raise ValueError(f"a bounded cache keeps Λ's keys for n_global={self.n_global}, "
+                             f"n_local={self.n_local}; it cannot serve pattern {pattern.name!r} "
+                             f"with (n_global, n_local)={(pattern.n_global, pattern.n_local)}")
+
     def nbytes(self) -> int:
         """Memory the buffers take, spare room included."""
         return sum(x.nbytes for layer in self.buffers if layer for x in layer)
@@ -139,7 +148,7 @@ class Attention(nn.Module):
         self.wqkv = nn.Linear(cfg.dim, 3 * cfg.dim, bias=False)
         self.wo = nn.Linear(cfg.dim, cfg.dim, bias=False)
 
-    def forward(self, x, pos, pattern, key_mask, cache, options):
+    def forward(self, x, pos, pattern: Pattern, key_mask, cache):
         q, k, v = rearrange(self.wqkv(x), "b t (n h d) -> n b h t d", n=3, h=self.n_heads)
         full_cache = cache is not None and cache.n_local is None
         if full_cache:
@@ -147,7 +156,7 @@ class Attention(nn.Module):
         if cache is not None:
             k, v, pos = cache.update(self.layer, k, v, pos)
         out = attention(q, k, v, pos, pattern, key_mask=key_mask, base=self.base,
-                        k_rotated=full_cache, **options)
+                        k_rotated=full_cache)
         return self.wo(rearrange(out, "b h t d -> b t (h d)"))
 
 
@@ -161,8 +170,8 @@ class Block(nn.Module):
         self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.ffn = FeedForward(cfg.dim, cfg.hidden_dim)
 
-    def forward(self, x, pos, pattern, key_mask, cache, options):
-        x = x + self.attn(self.attn_norm(x), pos, pattern, key_mask, cache, options)
+    def forward(self, x, pos, pattern: Pattern, key_mask, cache):
+        x = x + self.attn(self.attn_norm(x), pos, pattern, key_mask, cache)
         return x + self.ffn(self.ffn_norm(x))
 
 
@@ -186,23 +195,22 @@ class Transformer(nn.Module):
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=0.02)
 
-    def forward(self, idx, pos=None, pattern: str = "causal", *, key_mask=None, span_pos=None,
+    def forward(self, idx, pos=None, pattern="causal", *, key_mask=None, span_pos=None,
                 cache: KVCache | None = None, **options):
         """Logits (B, T, vocab) for tokens `idx` (B, T).
 
         pos: positions of these T tokens, (T,) or (B, T); default: the T integers after the
-        tokens the cache has seen (0..T-1 without one). The cache keeps its tokens' positions. span_pos: (B, T) offsets inside ABI spans (0 in Part A), needs
-        `span_positions > 0`. key_mask, options: see `attention.attention`.
+        tokens the cache has seen (0..T-1 without one). The cache keeps its tokens' positions.
+        pattern: a `Pattern`, or a pattern name with its sizes as keywords; it is made once here
+        and passed down every layer. span_pos: (B, T) offsets inside ABI spans (0 in Part A),
+        needs `span_positions > 0`. key_mask: see `attention.attention`.
         """
+        pattern = as_pattern(pattern, **options)
         if pos is None:
             start = cache.seen if cache is not None else 0
             pos = torch.arange(start, start + idx.shape[1], device=idx.device)
-        if cache is not None and cache.n_local is not None:
-            sizes = (options.get("n_global"), options.get("n_local"))
-            if pattern != "lambda" or sizes != (cache.n_global, cache.n_local):
-                raise ValueError(f"a bounded cache keeps Λ's keys for n_global={cache.n_global}, "
-                                 f"n_local={cache.n_local}; it cannot serve pattern {pattern!r} "
-                                 f"with (n_global, n_local)={sizes}")
+        if cache is not None:
+            cache.check(pattern)
         x = self.embed(idx)
         if span_pos is not None:
             if self.span_embed is None:
@@ -212,7 +220,7 @@ class Transformer(nn.Module):
                                  f"span_positions={self.cfg.span_positions}")
             x = x + self.span_embed(span_pos)
         for block in self.blocks:
-            x = block(x, pos, pattern, key_mask, cache, options)
+            x = block(x, pos, pattern, key_mask, cache)
         return self.head(self.norm(x))
 
 
@@ -221,7 +229,8 @@ def sample_next(logits, temperature: float = 0.0, top_k: int | None = None,
     """Pick one token per row of `logits` (B, V): greedy at temperature 0, else sampled."""
     if temperature == 0:
         return logits.argmax(-1)
-    if temperature < 0 or (top_k is not None and top_k < 1) or (top_p is not None and not 0 < top_p <= 1):
+    if temperature < 0 or (top_k is not None and top_k < 1) or \
+            (top_p is not None and not 0 < top_p <= 1):
         raise ValueError(f"need temperature >= 0, top_k >= 1, 0 < top_p <= 1; got "
                          f"{temperature}, {top_k}, {top_p}")
     # BEGIN SOLUTION lesson01: sampling at `temperature`, filtered by top_k and top_p
@@ -241,7 +250,7 @@ def sample_next(logits, temperature: float = 0.0, top_k: int | None = None,
 
 @torch.no_grad()
 def generate(model: Transformer, idx, max_new_tokens: int, *, pos=None, span_pos=None,
-             pattern: str = "causal", temperature: float = 0.0, top_k=None, top_p=None,
+             pattern="causal", temperature: float = 0.0, top_k=None, top_p=None,
              generator=None, cache: KVCache | None = None, **options):
     """Continue each row of `idx` (B, T) by `max_new_tokens` tokens, with a KV cache.
 
@@ -249,17 +258,20 @@ def generate(model: Transformer, idx, max_new_tokens: int, *, pos=None, span_pos
     given) the position stays at the [MASK]'s and the span offset grows by one instead, as GLM
     decodes a span. Under Λ the cache is bounded: it keeps only the keys Λ can see.
     `cache`: continue from a cache of earlier calls (then idx holds only the tokens it lacks).
+    pattern: a `Pattern`, or a pattern name with its sizes as keywords.
     Returns only the new tokens, (B, max_new_tokens).
     """
+    pattern = as_pattern(pattern, **options)
     if cache is None:
-        bounded = {k: options.get(k) for k in ("n_global", "n_local")} if pattern == "lambda" else {}
-        cache = KVCache(model.cfg.n_layers, **bounded)
+        bounded = pattern.name == "lambda"
+        cache = KVCache(model.cfg.n_layers, n_global=pattern.n_global if bounded else 0,
+                        n_local=pattern.n_local if bounded else None)
     if pos is None:
         pos = torch.arange(cache.seen, cache.seen + idx.shape[1], device=idx.device)
     # BEGIN SOLUTION lesson01: the decoding loop, each new token fed alone to the cache
     out, x = [], idx
     for _ in range(max_new_tokens):
-        logits = model(x, pos, pattern, span_pos=span_pos, cache=cache, **options)
+        logits = model(x, pos, pattern, span_pos=span_pos, cache=cache)
         x = sample_next(logits[:, -1], temperature, top_k, top_p, generator)[:, None]
         out.append(x)
         pos = pos[..., -1:] + (0 if span_pos is not None else 1)

@@ -1,6 +1,9 @@
-"""Training objectives: each turns a list of examples into one model call and its targets.
+"""Training objectives: each turns a list of examples into one model call and its targets, and
+says how a model it trained is asked a question.
 
-Covers: NTP, prefix LM, GLM's autoregressive blank infilling (ABI), BICO and reverse training.
+Covers: NTP, prefix LM, GLM's autoregressive blank infilling (ABI), BICO and reverse training,
+each an `Objective`: its batches, and its query form (a causal prompt, the prompt as a prefix,
+or a blank to infill), which decoding and scoring both use.
 Leaves out: the model and the loop; the loss is the same cross-entropy for every objective, taken
 where `targets` is not IGNORE. Targets are aligned with inputs: output i is scored on targets[i].
 
@@ -8,33 +11,33 @@ Every objective draws its randomness from the `torch.Generator` it is handed, so
 same seed builds the same batches, and a resumed run continues the same sequence.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from typing import Callable
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from .tokenizer import END, MASK, PAD, START
+from .attention import CAUSAL, Pattern
+from .tokenizer import BOS, END, EOS, MASK, PAD, START
 
 IGNORE = -100  # cross_entropy's ignore_index
-OBJECTIVES = ("ntp", "prefix", "abi", "bico", "reverse")
+SPAN_POSITIONS = 64  # ABI's learned span offsets: more than any sentence here is long
 
 
 @dataclass
 class Batch:
-    """Everything one forward pass needs: model(idx, pos, pattern, key_mask=, span_pos=, **options)."""
+    """Everything one forward pass needs: model(idx, pos, pattern, key_mask=, span_pos=)."""
     idx: torch.Tensor                 # (B, T) input tokens
     targets: torch.Tensor             # (B, T) token to predict at each position, or IGNORE
     pos: torch.Tensor                 # (T,) or (B, T) RoPE positions
-    pattern: str = "causal"
-    options: dict = field(default_factory=dict)
+    pattern: Pattern = CAUSAL
     key_mask: torch.Tensor | None = None
     span_pos: torch.Tensor | None = None
 
     def to(self, device):
         move = lambda x: x.to(device) if torch.is_tensor(x) else x
-        return Batch(move(self.idx), move(self.targets), move(self.pos), self.pattern,
-                     {k: move(v) for k, v in self.options.items()}, move(self.key_mask),
-                     move(self.span_pos))
+        return Batch(move(self.idx), move(self.targets), move(self.pos), self.pattern.to(device),
+                     move(self.key_mask), move(self.span_pos))
 
 
 def _pad(seqs, value=PAD):
@@ -57,9 +60,8 @@ def prefix(examples, gen) -> Batch:
     P = torch.tensor([e.prompt_len for e in examples])
     # output i predicts token i + 1, so the first scored output is the prefix's last token
     scored = torch.arange(b.idx.shape[1])[None, :] >= P[:, None] - 1
-    b.targets = b.targets.masked_fill(~scored, IGNORE)
-    b.pattern, b.options = "prefix", {"prefix_len": P}
-    return b
+    return replace(b, targets=b.targets.masked_fill(~scored, IGNORE),
+                   pattern=Pattern("prefix", prefix_len=P))
     # END SOLUTION
 
 
@@ -112,8 +114,8 @@ def abi(examples, gen) -> Batch:
     idx, tgt, pos, span, part_a = (list(x) for x in zip(*rows))
     as_tensors = lambda xs: [torch.tensor(x) for x in xs]
     idx = _pad(as_tensors(idx))
-    return Batch(idx, _pad(as_tensors(tgt), IGNORE), _pad(as_tensors(pos), 0), "abi",
-                 {"part_a_len": torch.tensor(part_a)}, key_mask=idx != PAD,
+    return Batch(idx, _pad(as_tensors(tgt), IGNORE), _pad(as_tensors(pos), 0),
+                 Pattern("abi", part_a_len=torch.tensor(part_a)), key_mask=idx != PAD,
                  span_pos=_pad(as_tensors(span), 0))
     # END SOLUTION
 
@@ -137,7 +139,7 @@ def bico(examples, gen, ratio: float = 0.15) -> Batch:
     idx = seqs.masked_fill(masked, MASK)
     targets = torch.full_like(seqs, IGNORE)
     targets[:, :-1] = seqs[:, 1:].masked_fill(~masked[:, 1:], IGNORE)
-    return Batch(idx, targets, torch.arange(idx.shape[1]), "bico",
+    return Batch(idx, targets, torch.arange(idx.shape[1]), Pattern("bico"),
                  key_mask=(idx != MASK) & (idx != PAD))
     # END SOLUTION
 
@@ -162,7 +164,77 @@ def reverse(examples, gen) -> Batch:
     return ntp(flipped, gen)
 
 
-def get(name: str):
-    if name not in OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
-    return globals()[name]
+@dataclass(frozen=True)
+class Query:
+    """A group of equally long questions as model inputs, ready to receive an answer."""
+    idx: torch.Tensor                 # (B, T)
+    pos: torch.Tensor                 # (B, T) RoPE positions
+    span_pos: torch.Tensor | None     # (B, T) offsets inside a span, or None (no infilling)
+    pattern: Pattern
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A training objective: the batches it trains on and how its model is asked a question.
+
+    form: "causal" reads the prompt left to right; "prefix" reads it as the prefix LM's
+    bidirectional prefix; "infill" reads the sentence with the answer blanked as GLM's Part A and
+    decodes the answer as a span after [START], exactly as ABI trains.
+    """
+    name: str
+    make_batch: Callable      # (examples, torch.Generator) -> Batch
+    form: str = "causal"
+
+    def __call__(self, examples, gen) -> Batch:
+        return self.make_batch(examples, gen)
+
+    @property
+    def span_positions(self) -> int:
+        """The learned span offsets its model needs (GLM's second position): infilling only."""
+        return SPAN_POSITIONS if self.form == "infill" else 0
+
+    @property
+    def stop(self) -> int:
+        """The token that ends an answer: [END] closes a span, [EOS] a sentence."""
+        return END if self.form == "infill" else EOS
+
+    def question(self, item) -> list:
+        """The ids a test item is asked with: its prompt, or its sentence, the answer blanked."""
+        return item.infill if self.form == "infill" else item.prompt
+
+    def question_of(self, ids: list) -> list:
+        """The question for text the user typed (ids without specials). Infilling wants a [MASK]
+        where the answer goes; one is appended when the text has none."""
+        if self.form == "infill":
+            return [BOS] + ids + ([] if MASK in ids else [MASK]) + [EOS]
+        return [BOS] + ids
+
+    def query(self, questions: torch.Tensor) -> Query:
+        """Model inputs for equally long questions (B, T), ready to receive an answer.
+
+        The prefix LM reads the question as its prefix. Infilling starts Part B with [START] at
+        the blank's position, span offset 1, exactly as in training.
+        """
+        B, T = questions.shape
+        dev = questions.device
+        pos = torch.arange(T, device=dev).expand(B, T)
+        if self.form != "infill":
+            pattern = Pattern("prefix", prefix_len=T) if self.form == "prefix" else CAUSAL
+            return Query(questions, pos, None, pattern)
+        blank = (questions == MASK).float().argmax(1, keepdim=True)  # the first [MASK] of each row
+        idx = torch.cat((questions, torch.full((B, 1), START, device=dev)), 1)
+        span = torch.zeros(B, T + 1, dtype=torch.long, device=dev)
+        span[:, -1] = 1
+        return Query(idx, torch.cat((pos, blank), 1), span, Pattern("abi", part_a_len=T))
+
+
+_ALL = (Objective("ntp", ntp), Objective("prefix", prefix, "prefix"),
+        Objective("abi", abi, "infill"), Objective("bico", bico), Objective("reverse", reverse))
+OBJECTIVES = tuple(o.name for o in _ALL)
+
+
+def get(name: str) -> Objective:
+    for objective in _ALL:
+        if objective.name == name:
+            return objective
+    raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")

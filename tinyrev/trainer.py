@@ -1,14 +1,14 @@
 """The one training loop, for every objective and task.
 
 Covers: device choice (cuda, then mps, then cpu), fp32 on CPU and bf16 autocast on CUDA, AdamW
-with linear warm-up and cosine decay, a tqdm bar, NaN detection, and checkpoints that are written
-atomically and resume exactly (same weights as a run that was never interrupted).
-Leaves out: gradient accumulation, multiple devices, evaluation during training.
+with linear warm-up and cosine decay, a tqdm bar, NaN detection, and a checkpoint every
+`ckpt_every` steps from which a run resumes exactly (same weights as a run never interrupted).
+Leaves out: how a checkpoint is written and read back (checkpoint.py), gradient accumulation,
+multiple devices, evaluation during training.
 """
 
 import contextlib
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,12 +16,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .checkpoint import CHECKPOINT, save_checkpoint
+from .checks import check_int
 from .objectives import IGNORE
 
-CHECKPOINT = "ckpt.pt"
 
-
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
     steps: int = 1000
     batch_size: int = 64
@@ -35,10 +35,10 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "ckpt_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int; got {getattr(self, name)!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0; got {self.lr!r}")
+            check_int(name, getattr(self, name))
+        check_int("warmup", self.warmup, 0)
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be a finite number > 0; got {self.lr!r}")
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -79,7 +79,7 @@ def loss_of(model, batch):
     """Mean cross-entropy over the positions that have a target."""
     # BEGIN SOLUTION lesson03: the logits of the batch, cross-entropy where a target is set
     logits = model(batch.idx, batch.pos, batch.pattern, key_mask=batch.key_mask,
-                   span_pos=batch.span_pos, **batch.options)
+                   span_pos=batch.span_pos)
     return F.cross_entropy(logits.flatten(0, 1).float(), batch.targets.flatten(),
                            ignore_index=IGNORE)
     # END SOLUTION
@@ -94,34 +94,16 @@ def make_optimizer(model, cfg: TrainConfig):
                              lr=cfg.lr, betas=(0.9, 0.95))
 
 
-def save_checkpoint(path, payload: dict):
-    """Write to a temporary file, flush it to disk, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path) -> dict:
-    """Load a run's checkpoint (a run directory or the file itself), tensors and plain data only."""
-    path = Path(path)
-    file = path / CHECKPOINT if path.is_dir() else path
-    if not file.exists():
-        raise ValueError(f"no tinyrev checkpoint at {path} (expected a run directory holding "
-                         f"{CHECKPOINT}, or the file itself)")
-    try:
-        ckpt = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{file} is not a readable tinyrev checkpoint ({type(e).__name__})") from None
-    needed = {"model", "optimizer", "step", "model_config", "train_config", "rng", "meta"}
-    missing = sorted(needed - set(ckpt)) if isinstance(ckpt, dict) else ["everything"]
-    if missing:
-        raise ValueError(f"{file} is not a tinyrev checkpoint (it lacks {missing})")
-    return ckpt
+def restore(ckpt: dict, model, opt, gen) -> int:
+    """Put a checkpoint's weights, optimizer state and batch generator back; return its step."""
+    differ = {k: v for k, v in ckpt["model_config"].items() if asdict(model.cfg).get(k) != v}
+    if differ:
+        raise ValueError(f"the checkpoint is from another model configuration ({differ}); "
+                         "resume it with the settings it was trained with")
+    model.load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    gen.set_state(ckpt["rng"])
+    return ckpt["step"]
 
 
 def fit(model, make_batch, cfg: TrainConfig, out_dir, *, device=None, meta=None,
@@ -136,27 +118,9 @@ def fit(model, make_batch, cfg: TrainConfig, out_dir, *, device=None, meta=None,
     model.to(device)
     opt = make_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)  # all batch randomness: order, masks, coins
-    start = 0
-    if resume is not None:
-        differ = {k: v for k, v in resume["model_config"].items() if asdict(model.cfg).get(k) != v}
-        if differ:
-            raise ValueError(f"the checkpoint is from another model configuration ({differ}); "
-                             "resume it with the settings it was trained with")
-        model.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
-        gen.set_state(resume["rng"])
-        start = resume["step"]
+    start = 0 if resume is None else restore(resume, model, opt, gen)
     path = Path(out_dir) / CHECKPOINT
-    last_saved = start if resume is not None else None
-
-    def checkpoint(step):
-        nonlocal last_saved
-        save_checkpoint(path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                               "step": step, "model_config": asdict(model.cfg),
-                               "train_config": asdict(cfg), "rng": gen.get_state(),
-                               "meta": meta or {}})
-        last_saved = step
-
+    last_saved = start if resume is not None else None  # for the message if training diverges
     model.train()
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
                desc="train", dynamic_ncols=True)
@@ -184,5 +148,9 @@ def fit(model, make_batch, cfg: TrainConfig, out_dir, *, device=None, meta=None,
         if step % 10 == 0:
             bar.set_postfix(loss=f"{running:.3f}")
         if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
-            checkpoint(step + 1)
+            save_checkpoint(path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                   "step": step + 1, "model_config": asdict(model.cfg),
+                                   "train_config": asdict(cfg), "rng": gen.get_state(),
+                                   "meta": meta or {}})
+            last_saved = step + 1
     return model

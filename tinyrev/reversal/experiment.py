@@ -1,9 +1,9 @@
 """One reversal-curse run, end to end: data, model, objective, training, evaluation, results.json.
 
 Covers: what `train.py` and `eval.py` share: building a run from its settings, training it,
-loading it back from its directory and scoring it; the run-directory checks the length task
-reuses. Leaves out: argument parsing (the scripts), the loop itself (trainer.py) and the length
-task (length.py).
+loading it back from its directory and scoring it.
+Leaves out: argument parsing (the scripts), the loop and the run directory's checkpoint
+(trainer.py), and how each objective is asked (objectives.py).
 """
 
 import json
@@ -13,21 +13,16 @@ from pathlib import Path
 
 import torch
 
-from . import facts, objectives
+from .. import objectives
+from ..model import ModelConfig, Transformer
+from ..checkpoint import check_fresh, load_model
+from ..trainer import TrainConfig, fit, pick_device
+from . import facts
 from .evaluate import reversal_scores
-from .model import ModelConfig, Transformer
-from .trainer import CHECKPOINT, TrainConfig, fit, load_checkpoint, pick_device
-
-SPAN_POSITIONS = 64  # ABI's learned span offsets: more than any sentence here is long
-
-
-def model_config(objective: str, vocab_size: int) -> ModelConfig:
-    span = SPAN_POSITIONS if objective == "abi" else 0
-    return ModelConfig(vocab_size=vocab_size, span_positions=span)
 
 
 def data_of(meta: dict) -> facts.ReversalData:
-    """A run's data: built from the facts files stored with it, or generated again from its settings."""
+    """A run's data: built from the facts files stored with it, or generated from its settings."""
     if "facts_files" in meta:
         return facts.build(meta["facts_files"])
     return facts.generate(facts.FactsConfig(**meta["facts"]))
@@ -49,11 +44,12 @@ def train_reversal(objective: str, out_dir, *, train_cfg: TrainConfig = TrainCon
     source = {"facts": asdict(facts_cfg)} if facts_files is None else {"facts_files": facts_files}
     data = data_of(source)
     longest = max(len(it.target) for items in data.tests.values() for it in items)
-    if objective == "abi" and longest + 2 > SPAN_POSITIONS:  # offsets 0 and [START]'s take two
-        raise ValueError(f"a test answer of {longest} words is longer than ABI's learned span "
-                         f"offsets allow ({SPAN_POSITIONS - 2} words)")
+    span = make.span_positions
+    if span and longest + 2 > span:  # offsets 0 and [START]'s take two
+        raise ValueError(f"a test answer of {longest} words is longer than {objective}'s learned "
+                         f"span offsets allow ({span - 2} words)")
     torch.manual_seed(train_cfg.seed)
-    model = Transformer(model_config(objective, len(data.tokenizer)))
+    model = Transformer(ModelConfig(vocab_size=len(data.tokenizer), span_positions=span))
     train = data.train
 
     def make_batch(gen):
@@ -70,33 +66,10 @@ def train_reversal(objective: str, out_dir, *, train_cfg: TrainConfig = TrainCon
     return results
 
 
-def score(model, data, objective, train_cfg, device) -> dict:
-    accuracy, margin = reversal_scores(model, data, objective, device)
+def score(model, data, objective: str, train_cfg, device) -> dict:
+    accuracy, margin = reversal_scores(model, data, objectives.get(objective), device)
     return {"task": "reversal", "objective": objective, "seed": train_cfg.seed,
             "steps": train_cfg.steps, "accuracy": accuracy, "logprob_margin": margin}
-
-
-def check_fresh(out_dir, resume):
-    """Refuse to train over a saved run unless asked to resume it."""
-    if resume is None and (Path(out_dir) / CHECKPOINT).exists():
-        raise ValueError(f"{out_dir} already holds a trained run; continue it with --resume "
-                         f"{out_dir}, or give another --out (nothing was overwritten)")
-
-
-def load_model(run_dir, task: str, device=None):
-    """(model, checkpoint) of a run directory trained on `task` ("reversal" or "length")."""
-    ckpt = load_checkpoint(run_dir)
-    found = ckpt["meta"].get("task")
-    if found != task:
-        raise ValueError(f"{run_dir} holds a {found!r} run, not a {task!r} run (train one with "
-                         f"train.py --task {task}, or evaluate this one with eval.py --task {found})")
-    model = Transformer(ModelConfig(**ckpt["model_config"]))
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError:
-        raise ValueError(f"{run_dir}: the weights do not match the model configuration stored "
-                         f"with them ({ckpt['model_config']})") from None
-    return model.to(device or "cpu"), ckpt
 
 
 def load_run(run_dir, device=None):

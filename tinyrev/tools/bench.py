@@ -1,4 +1,4 @@
-"""Training and decoding speed on this machine: `python -m tinyrev.bench`.
+"""Training and decoding speed on this machine: `python -m tinyrev.tools.bench`.
 
 Covers: this device's fp32 matmul peak (the best median GFLOP/s over two square sizes), and
 training throughput at one fixed shape (d=128, 4 layers, 4 heads, vocabulary 512, batch 64 x 64
@@ -20,9 +20,10 @@ import time
 
 import torch
 
-from .model import KVCache, ModelConfig, Transformer, generate
-from .objectives import Batch
-from .trainer import TrainConfig, autocast, loss_of, make_optimizer, pick_device
+from ..attention import Pattern
+from ..model import KVCache, ModelConfig, Transformer, generate
+from ..objectives import Batch
+from ..trainer import TrainConfig, autocast, loss_of, make_optimizer, pick_device
 
 SHAPE = {"dim": 128, "n_layers": 4, "n_heads": 4, "vocab_size": 512, "batch": 64, "seq": 64}
 
@@ -83,7 +84,8 @@ def measure(device, rounds: int = 7) -> dict:
         peaks.append(matmul_peak(device))
         seconds.append(_median_seconds(step, 3, device, warmup=1))
     peak, s = statistics.median(peaks), statistics.median(seconds)
-    return {"peak_gflops": peak, "step_ms": 1000 * s, "tokens_per_s": SHAPE["batch"] * SHAPE["seq"] / s,
+    return {"peak_gflops": peak, "step_ms": 1000 * s,
+            "tokens_per_s": SHAPE["batch"] * SHAPE["seq"] / s,
             "gflops": flops / s / 1e9, "share_of_peak": flops / s / 1e9 / peak}
 
 
@@ -99,8 +101,8 @@ def decode(device, n_tokens: int = 16384, n_global: int = 4, n_local: int = 64,
     cfg = ModelConfig(vocab_size=SHAPE["vocab_size"], dim=SHAPE["dim"], n_layers=SHAPE["n_layers"],
                       n_heads=SHAPE["n_heads"])
     model = Transformer(cfg).to(device).eval()
-    runs = {"full": ("causal", {}, KVCache(cfg.n_layers)),
-            "lambda": ("lambda", {"n_global": n_global, "n_local": n_local},
+    runs = {"full": (Pattern("causal"), KVCache(cfg.n_layers)),
+            "lambda": (Pattern("lambda", n_global=n_global, n_local=n_local),
                        KVCache(cfg.n_layers, n_global=n_global, n_local=n_local))}
     last = {name: torch.zeros(1, 1, dtype=torch.long, device=device) for name in runs}
     ends = [2 ** k for k in range(10, n_tokens.bit_length()) if 2 ** k <= n_tokens]
@@ -109,16 +111,16 @@ def decode(device, n_tokens: int = 16384, n_global: int = 4, n_local: int = 64,
     for end in ends:
         seconds = dict.fromkeys(runs, 0.0)
         for start in range(done, end, chunk):
-            for name, (pattern, options, cache) in runs.items():
+            for name, (pattern, cache) in runs.items():
                 _sync(device)
                 t = time.perf_counter()
                 with autocast(device):
                     out = generate(model, last[name], min(chunk, end - start), pattern=pattern,
-                                   cache=cache, **options)
+                                   cache=cache)
                 _sync(device)
                 seconds[name] += time.perf_counter() - t
                 last[name] = out[:, -1:]
-        for name, (_, _, cache) in runs.items():
+        for name, (_, cache) in runs.items():
             result[name]["tokens_per_s"].append((end - done) / seconds[name])
             result[name]["cache_bytes"].append(cache.nbytes())
         done = end
@@ -126,7 +128,8 @@ def decode(device, n_tokens: int = 16384, n_global: int = 4, n_local: int = 64,
 
 
 def main():
-    p = argparse.ArgumentParser(prog="python -m tinyrev.bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m tinyrev.tools.bench",
+                                description=__doc__.splitlines()[0])
     p.add_argument("--device", help="cpu, cuda or mps (default: the best one present)")
     p.add_argument("--rounds", type=int, default=7, help="alternating rounds (medians reported)")
     p.add_argument("--decode-to", type=int, default=16384, metavar="N",
@@ -143,7 +146,8 @@ def main():
     print("training (d=128, 4 layers, 4 heads, vocab 512, batch 64 x 64, AdamW, causal)")
     print(f"  step                    {r['step_ms']:8.1f} ms")
     print(f"  throughput              {r['tokens_per_s']:8.0f} tokens/s")
-    print(f"  model FLOP rate         {r['gflops']:8.1f} GFLOP/s = {100 * r['share_of_peak']:.0f}% of peak")
+    print(f"  model FLOP rate         {r['gflops']:8.1f} GFLOP/s = "
+          f"{100 * r['share_of_peak']:.0f}% of peak")
     d = decode(device, args.decode_to)
     print("greedy decoding, batch 1, same shape: full KV cache vs Λ cache (n_global 4, n_local 64)")
     print("  tokens in [n/2, n)     full tok/s   Λ tok/s   speed-up   full cache MB   Λ cache MB")

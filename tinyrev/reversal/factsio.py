@@ -1,9 +1,9 @@
-"""Facts folders: the reversal experiment's data as files, in the format of Berglund et al.'s experiment 1.
+"""Facts folders: the reversal experiment's data as files, in Berglund et al.'s experiment-1 format.
 
 Covers: reading a folder of JSONL files, one {"prompt": ..., "completion": ...} object per line,
 into the records that `facts.build` turns into training and test data, with one clear error for
 each way a folder can be wrong; writing records back out (`train.py --write-facts`); and
-`python -m tinyrev.factsio DIR`, which prints what a model would be trained and tested on.
+`python -m tinyrev.reversal.factsio DIR`, which prints what a model would be trained and tested on.
 Leaves out: tokenizing (facts.build), and the other files of Berglund's folder (validation
 prompts, which the paper uses for fine-tuning choices tinyrev does not make).
 """
@@ -107,12 +107,12 @@ def write(records: dict, folder):
         (folder / f"{name}.jsonl").write_text(text, encoding="utf-8")
 
 
-if __name__ == "__main__":  # python -m tinyrev.factsio DIR
-    from .cli import run
+if __name__ == "__main__":  # python -m tinyrev.reversal.factsio DIR
+    from ..cli import run
 
     def main():
         if len(sys.argv) != 2:
-            raise ValueError("usage: python -m tinyrev.factsio FACTS_DIR")
+            raise ValueError("usage: python -m tinyrev.reversal.factsio FACTS_DIR")
         print(describe(build(read(sys.argv[1]))))
 
-    run(main, "tinyrev.factsio")
+    run(main, "tinyrev.reversal.factsio")

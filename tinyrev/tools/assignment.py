@@ -1,9 +1,9 @@
-"""The student version of tinyrev: `python -m tinyrev.assignment OUT_DIR [--lessons 03 ...]`.
+"""The student version of tinyrev: `python -m tinyrev.tools.assignment OUT_DIR [--lessons 03 ...]`.
 
 Covers: copying the repository (its git-tracked files, or, outside git, every file but .git,
 .venv, runs and caches) into a new OUT_DIR, with each solution region in tinyrev/ replaced by a
 `raise NotImplementedError` that names its lesson and the lesson's file; `--lessons` strips only
-the regions of the lessons named. Lessons, tests and tools are copied whole.
+the regions of the lessons named. Lessons, tests and tinyrev/tools/ are copied whole.
 Leaves out: grading, which is pytest's (`pytest --grade`, tests/conftest.py).
 
 A solution region is a whole indented block between two comment lines, the BEGIN line at the
@@ -25,9 +25,10 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-from .cli import Parser
+from ..cli import Parser
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS = "tinyrev/tools/"  # course and machine tooling: no student writes it, so never stripped
 BEGIN = re.compile(r"^( *)# BEGIN SOLUTION lesson(\d\d): (.+?)\s*$")
 END = re.compile(r"^ *# END SOLUTION\s*$")
 LESSON_MARKER = re.compile(r'"lesson(\d\d): [^"]*\((lessons/[^)]+\.md)\)"')
@@ -100,7 +101,7 @@ def write_assignment(out, root: Path = ROOT, only=None) -> dict:
     known = lessons(root)
     files, stripped, counts = repository_files(root), {}, Counter()
     for rel in files:  # every region is checked before anything is written
-        if rel.startswith("tinyrev/") and rel.endswith(".py") and rel != "tinyrev/assignment.py":
+        if rel.startswith("tinyrev/") and rel.endswith(".py") and not rel.startswith(TOOLS):
             stripped[rel], done = strip((root / rel).read_text(), rel, known, only)
             try:
                 compile(stripped[rel], rel, "exec")
@@ -118,7 +119,7 @@ def write_assignment(out, root: Path = ROOT, only=None) -> dict:
 
 
 def main(argv=None):
-    p = Parser(prog="python -m tinyrev.assignment", description=__doc__.splitlines()[0])
+    p = Parser(prog="python -m tinyrev.tools.assignment", description=__doc__.splitlines()[0])
     p.add_argument("out", metavar="OUT_DIR", help="a new directory outside the repository")
     p.add_argument("--lessons", nargs="+", choices=sorted(lessons(ROOT)),
                    help="strip only these lessons' regions (default: every lesson's)")

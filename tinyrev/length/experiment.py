@@ -4,7 +4,8 @@ Covers: training on the long-text task (longtext.py), and evaluating the same we
 parameter change, under four attention modes: full causal attention (vanilla), the Λ mask with
 LM-Infinite's distance limit, the Λ mask alone, and a sliding window without global tokens. It
 measures the NLL by position bucket (up to 16L) and passkey accuracy by length and depth.
-Leaves out: decoding speed (bench.py) and the reversal task (experiment.py).
+Leaves out: the language itself (longtext.py beside this file) and decoding speed
+(tools/bench.py).
 """
 
 import statistics
@@ -14,12 +15,13 @@ from dataclasses import asdict
 import torch
 import torch.nn.functional as F
 
+from ..attention import Pattern
+from ..checks import check_int
+from ..model import ModelConfig, Transformer, generate
+from ..objectives import Batch
+from ..checkpoint import check_fresh, load_model
+from ..trainer import TrainConfig, fit, pick_device
 from . import longtext
-from .attention import check_lambda_sizes
-from .experiment import check_fresh, load_model
-from .model import ModelConfig, Transformer, generate
-from .objectives import Batch
-from .trainer import TrainConfig, fit, pick_device
 
 TRAIN_LEN = 64
 N_GLOBAL = 4  # BOS and the first words: StreamingLLM finds 1-4 such "sink" tokens enough
@@ -28,12 +30,12 @@ DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def modes(n_global: int, n_local: int) -> dict:
-    """name -> (pattern, options) of the four ways to read a long text with the same weights."""
-    lam = {"n_global": n_global, "n_local": n_local}
-    return {"vanilla": ("causal", {}),
-            "lambda": ("lambda", lam),
-            "lambda_no_limit": ("lambda", {**lam, "distance_limit": False}),
-            "window": ("lambda", {"n_global": 0, "n_local": n_local})}
+    """name -> Pattern of the four ways to read a long text with the same weights."""
+    return {"vanilla": Pattern("causal"),
+            "lambda": Pattern("lambda", n_global=n_global, n_local=n_local),
+            "lambda_no_limit": Pattern("lambda", n_global=n_global, n_local=n_local,
+                                       distance_limit=False),
+            "window": Pattern("lambda", n_global=0, n_local=n_local)}
 
 
 def buckets(L: int) -> list:
@@ -45,8 +47,7 @@ def train_length(out_dir, *, train_len: int = TRAIN_LEN, train_cfg: TrainConfig 
                  text_cfg: longtext.LongTextConfig = longtext.LongTextConfig(), device=None,
                  resume: dict | None = None, progress: bool = True) -> float:
     """Train a causal model on documents of `train_len` tokens; return the seconds it took."""
-    if isinstance(train_len, bool) or not isinstance(train_len, int) or train_len < 2:
-        raise ValueError(f"the training length must be an integer >= 2; got {train_len!r}")
+    check_int("the training length", train_len, 2)
     check_fresh(out_dir, resume)
     device = pick_device(device) if not isinstance(device, torch.device) else device
     torch.manual_seed(train_cfg.seed)
@@ -72,7 +73,7 @@ def load_length_run(run_dir, device=None):
 
 
 @torch.no_grad()
-def nll_by_position(model, texts, pattern, options, batch_size: int = 8) -> torch.Tensor:
+def nll_by_position(model, texts, pattern: Pattern, batch_size: int = 8) -> torch.Tensor:
     """Mean NLL of each next token over `texts` (n, T): a (T - 1,) curve, position by position."""
     # BEGIN SOLUTION lesson04: the mean NLL of each next token, position by position
     model.eval()
@@ -80,7 +81,7 @@ def nll_by_position(model, texts, pattern, options, batch_size: int = 8) -> torc
     total = torch.zeros(texts.shape[1] - 1)
     for chunk in texts.split(batch_size):
         chunk = chunk.to(dev)
-        logits = model(chunk[:, :-1], None, pattern, **options).float()
+        logits = model(chunk[:, :-1], None, pattern).float()
         nll = F.cross_entropy(logits.transpose(1, 2), chunk[:, 1:], reduction="none")
         total += nll.sum(0).cpu()
     return total / len(texts)
@@ -88,14 +89,14 @@ def nll_by_position(model, texts, pattern, options, batch_size: int = 8) -> torc
 
 
 @torch.no_grad()
-def passkey_accuracy(model, text_cfg, length: int, depth: float, pattern, options, n: int,
+def passkey_accuracy(model, text_cfg, length: int, depth: float, pattern: Pattern, n: int,
                      seed: int = 0) -> float:
     """Share of n prompts of `length` tokens whose key, hidden at `depth`, is decoded exactly."""
     model.eval()
     dev = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     prompts, keys = longtext.passkey_prompts(text_cfg, n, length, depth, gen)
-    out = generate(model, prompts.to(dev), text_cfg.key_digits, pattern=pattern, **options)
+    out = generate(model, prompts.to(dev), text_cfg.key_digits, pattern=pattern)
     return (out.cpu() == keys).all(1).float().mean().item()
 
 
@@ -104,7 +105,7 @@ def evaluate_length(model, train_len: int, text_cfg, *, n_global: int = N_GLOBAL
                     depths=DEPTHS, n_keys: int = 8, seed: int = 1) -> dict:
     """The length table: NLL per bucket under every mode, passkey accuracy for vanilla and Λ."""
     n_local = train_len if n_local is None else n_local
-    check_lambda_sizes(n_global, n_local)
+    all_modes = modes(n_global, n_local)  # bad sizes are refused here, before any work
     lengths = passkey_lengths or [train_len // 2 * 2 ** k for k in range(6)]
     for n in lengths:  # before the minutes of NLL evaluation, not after
         for d in depths:
@@ -115,13 +116,13 @@ def evaluate_length(model, train_len: int, text_cfg, *, n_global: int = N_GLOBAL
     result = {"task": "length", "train_len": train_len, "n_global": n_global, "n_local": n_local,
               "buckets": [f"[{lo},{hi})" for lo, hi in edges], "nll": {}, "curve": {},
               "passkey": {"lengths": lengths, "depths": list(depths)}, "passkey_by_depth": {}}
-    for name, (pattern, options) in modes(n_global, n_local).items():
-        curve = nll_by_position(model, texts, pattern, options)
+    for name, pattern in all_modes.items():
+        curve = nll_by_position(model, texts, pattern)
         result["nll"][name] = [curve[lo:hi].mean().item() for lo, hi in edges]
         result["curve"][name] = [curve[lo:lo + train_len].mean().item()
                                  for lo in range(0, len(curve), train_len)]
         if name in ("vanilla", "lambda"):
-            grid = [[passkey_accuracy(model, text_cfg, n, d, pattern, options, n_keys, seed + i)
+            grid = [[passkey_accuracy(model, text_cfg, n, d, pattern, n_keys, seed + i)
                      for i, d in enumerate(depths)] for n in lengths]
             result["passkey_by_depth"][name] = grid
             result["passkey"][name] = [statistics.fmean(row) for row in grid]
@@ -132,7 +133,8 @@ def format_length(r: dict) -> str:
     """The NLL table (with each bucket's ratio to [L/2, L)), the curve and the passkey tables."""
     L = r["train_len"]
     lines = [f"NLL per bucket (trained at L = {L}; Λ: n_global {r['n_global']}, "
-             f"n_local {r['n_local']})", "mode".ljust(17) + "".join(b.rjust(12) for b in r["buckets"])]
+             f"n_local {r['n_local']})",
+             "mode".ljust(17) + "".join(b.rjust(12) for b in r["buckets"])]
     for name, row in r["nll"].items():
         lines.append(name.ljust(17) + "".join(f"{x:12.3f}" for x in row))
     lines.append("ratio to [L/2,L)")
@@ -151,7 +153,8 @@ def format_length(r: dict) -> str:
     lines += ["", "passkey accuracy (%) by depth (rows) and length (columns)"]
     for name, grid in r["passkey_by_depth"].items():
         for i, d in enumerate(r["passkey"]["depths"]):
-            lines.append(f"{name} @ {d:g}".ljust(17) + "".join(f"{100 * row[i]:8.0f}" for row in grid))
+            cells = "".join(f"{100 * row[i]:8.0f}" for row in grid)
+            lines.append(f"{name} @ {d:g}".ljust(17) + cells)
     return "\n".join(lines)
 
 

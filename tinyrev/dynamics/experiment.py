@@ -4,8 +4,8 @@ Covers: the bilinear model logit(y|x) = u_xᵀ Θ u_y with fixed random embeddin
 gradient descent; tinyrev's own decoder with one layer and with four, trained by `trainer.fit` on
 the same symbolic task (symbolic.py); the chain task answered directly and with the intermediate
 step generated first; the measurements (train and reverse loss, reverse accuracy, the effective
-logits from A_i to B_i and from B_i to A_i) and a text heat map; and the same asymmetry read off
-a decoder trained in the reversal experiment (experiment.py), NTP against BICO.
+logits from A_i to B_i and from B_i to A_i), a text heat map, and the report that also prints the
+asymmetry read off reversal runs (measured by reversal/evaluate.py, `answer_asymmetry`).
 Leaves out: the paper's proofs and its reparametrised one-layer transformer: the one-layer model
 here is tinyrev's block, unchanged, so the lesson checks the prediction on the code it teaches.
 """
@@ -16,19 +16,18 @@ import tempfile
 import torch
 import torch.nn.functional as F
 
-from .evaluate import _answer_logprob
-from .model import ModelConfig, Transformer
-from .objectives import Batch
+from ..checks import check_int
+from ..model import ModelConfig, Transformer
+from ..objectives import Batch
+from ..trainer import TrainConfig, fit
 from .symbolic import BACKWARD, FORWARD, TWO_HOP, SymbolicConfig, Task, chain_task, reversal_task
-from .trainer import TrainConfig, fit
 
 SHADES = " .:-=+*#%@"
 
 
 def embeddings(vocab_size: int, dim: int, seed: int = 0) -> torch.Tensor:
     """(vocab_size, dim) Gaussian rows of norm about 1; two rows meet at about ±1/sqrt(dim)."""
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"the embedding dimension must be a positive int; got {dim!r}")
+    check_int("the embedding dimension", dim)
     g = torch.Generator().manual_seed(seed)
     return torch.randn(vocab_size, dim, generator=g) / math.sqrt(dim)
 
@@ -156,7 +155,8 @@ def run(cfg: SymbolicConfig = SymbolicConfig(), dim: int = 512, steps: int = 300
     task = reversal_task(cfg)
     theta, U, history = train_bilinear(task, dim, steps, seed=cfg.seed)
     bilinear, bilinear_blocks = measure((theta, U), task)
-    one_layer, one_layer_blocks = measure(train_decoder(task, 1, decoder_steps, cfg.seed, device), task)
+    one_layer, one_layer_blocks = measure(train_decoder(task, 1, decoder_steps, cfg.seed, device),
+                                          task)
     decoder, _ = measure(train_decoder(task, 4, decoder_steps, cfg.seed, device), task)
     chain_data = chain_task(cfg)
     chain = measure_chain(train_decoder(chain_data, 1, decoder_steps, cfg.seed, device), chain_data)
@@ -167,37 +167,11 @@ def run(cfg: SymbolicConfig = SymbolicConfig(), dim: int = 512, steps: int = 300
             "blocks": {"bilinear": bilinear_blocks, "one_layer": one_layer_blocks}}
 
 
-@torch.no_grad()
-def answer_asymmetry(model, data, objective: str, device="cpu", templates: int = 3) -> dict:
-    """Effective log-prob of the right answer, trained direction against reverse, in a reversal run.
-
-    For person i asked with a held-out template: log p(answer_i | prompt_i) minus the mean over
-    every person j of that subset of log p(answer_j | prompt_i). With one-token answers this is
-    exactly `effective` above; the normaliser of p cancels in the difference. Each template
-    costs n² scored answers per test, so only the first `templates` held-out ones are asked.
-    """
-    model.eval()
-    out, n = {}, len(data.people["p2d"])  # every subset holds n people
-    for test in ("N2D", "D2N", "N2D-reverse", "D2N-reverse"):
-        items = data.tests[test]
-        k = len(items) // n  # items run person by person, template by template
-        answers = [items[i * k].target for i in range(n)]
-        scores = []
-        for template in range(min(k, templates)):
-            group = items[template::k]
-            queries = torch.tensor([g.infill if objective == "abi" else g.prompt for g in group],
-                                   device=device).repeat_interleave(n, dim=0)
-            lp = _answer_logprob(model, objective, queries, answers * n).view(n, n)
-            scores.append(lp.diagonal() - lp.mean(dim=1))
-        out[test] = torch.cat(scores).mean().item()
-    return {"w_forward": (out["N2D"] + out["D2N"]) / 2,
-            "w_reverse": (out["N2D-reverse"] + out["D2N-reverse"]) / 2, "per_test": out}
-
-
 def report(r: dict) -> str:
     """The results of `run` (and of `answer_asymmetry`, under "runs") as the text eval.py prints."""
     cfg = r["config"]
-    lines = [f"Training dynamics (Zhu et al. 2024): {cfg['n_pairs']} pairs, {cfg['n_both']} trained "
+    lines = [f"Training dynamics (Zhu et al. 2024): {cfg['n_pairs']} pairs, {cfg['n_both']} "
+             "trained "
              f"both ways, {cfg['n_test']} only A → B and tested B ← ?; M = {cfg['M']} tokens, "
              f"log M = {r['bilinear']['log_M']:.3f}", "",
              f"bilinear model, d = {cfg['dim']}, gradient descent from Θ = 0",
@@ -218,7 +192,8 @@ def report(r: dict) -> str:
                   heatmap(*r["blocks"][key])]
     c = r["chain"]
     lines += ["", f"chain A ⇝ C, one-layer decoder, {cfg['n_test']} chains tested: directly "
-              f"{100 * c['direct_acc']:.1f}%, with B generated first {100 * c['with_step_acc']:.1f}%, "
+              f"{100 * c['direct_acc']:.1f}%, with B generated first "
+              f"{100 * c['with_step_acc']:.1f}%, "
               f"chance {100 * c['chance']:.1f}%"]
     if r.get("runs"):
         lines += ["", "reversal runs: effective log-prob of the right answer, nats",
@@ -230,7 +205,7 @@ def report(r: dict) -> str:
 
 
 def heatmap(forward, reverse, size: int = 12) -> str:
-    """Two blocks side by side as characters, darker for a larger effective logit (below 0: blank)."""
+    """Two blocks side by side as characters, darker for a larger effective logit (< 0: blank)."""
     f, r = forward[:size, :size], reverse[:size, :size]
     top = max(f.max().item(), r.max().item(), 1e-9)
     shade = lambda row: "".join(SHADES[round(v * (len(SHADES) - 1))] * 2

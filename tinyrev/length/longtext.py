@@ -3,7 +3,7 @@
 Covers: a seeded generator of documents (BOS, then a Markov chain over words with short copies
 from the recent past), training batches at the training length with a share of passkey
 documents, and passkey prompts (a key hidden at a chosen depth, asked for at the end).
-Leaves out: the model, training and the measurements (length.py).
+Leaves out: the model, training and the measurements (experiment.py beside it).
 
 Three properties make it a fair test of LM-Infinite's claim (lessons/04_length_generalization.md):
 - Bounded dependencies: every token depends only on the last `max_copy_distance` tokens, so a
@@ -20,6 +20,8 @@ Three properties make it a fair test of LM-Infinite's claim (lessons/04_length_g
 from dataclasses import dataclass
 
 import torch
+
+from ..checks import check_int
 
 BOS, KEY = 0, 1          # the document start, and the passkey marker ("the pass key is")
 DIGITS = 2               # ids 2..11 are the key's digits 0..9
@@ -97,7 +99,7 @@ def training_batch(cfg: LongTextConfig, n: int, length: int, gen: torch.Generato
     width = block.shape[1]
     if length < 2 * width + 1:
         return x  # too short to hide a key and ask for it
-    # BEGIN SOLUTION lesson04: in a passkey_share of the rows, the key block hidden, then asked at the end
+    # BEGIN SOLUTION lesson04: in a passkey_share of the rows, the key block hidden, then asked
     hide = torch.rand(n, generator=gen) < cfg.passkey_share
     where = torch.randint(1, length - 2 * width + 1, (n, 1), generator=gen) + torch.arange(width)
     rows = torch.arange(n)[:, None]
@@ -108,9 +110,8 @@ def training_batch(cfg: LongTextConfig, n: int, length: int, gen: torch.Generato
 
 
 def check_passkey(cfg: LongTextConfig, length, depth):
-    shortest = 2 * (cfg.key_digits + 1)  # the key block, the question, and one token of text
-    if isinstance(length, bool) or not isinstance(length, int) or length < shortest:
-        raise ValueError(f"a passkey prompt's length must be an integer >= {shortest}; got {length!r}")
+    # the key block, the question, and one token of text
+    check_int("a passkey prompt's length", length, 2 * (cfg.key_digits + 1))
     if not 0 <= depth <= 1:
         raise ValueError(f"passkey depth must lie in [0, 1]; got {depth}")
 
@@ -128,7 +129,7 @@ def passkey_prompts(cfg: LongTextConfig, n: int, length: int, depth: float, gen:
     # END SOLUTION
 
 
-if __name__ == "__main__":  # python -m tinyrev.longtext: a look at the language
+if __name__ == "__main__":  # python -m tinyrev.length.longtext: a look at the language
     g = torch.Generator().manual_seed(0)
     print(sample_texts(LongTextConfig(), 1, 48, g)[0].tolist())
     prompt, key = passkey_prompts(LongTextConfig(), 1, 32, 0.5, g)

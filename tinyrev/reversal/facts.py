@@ -1,4 +1,4 @@
-"""Fictitious people for the reversal-curse experiment, in the shape of Berglund et al.'s experiment 1.
+"""Fictitious people for the reversal-curse experiment, shaped like Berglund et al.'s experiment 1.
 
 Covers: the file layout of that experiment (training files, the five tests and their `_randomized`
 twins, each a list of prompt/completion lines), `build`, which turns any facts in that layout into
@@ -16,7 +16,8 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from .tokenizer import BOS, EOS, MASK, UNK, WordTokenizer, is_punctuation, split_words
+from ..checks import check_int
+from ..tokenizer import BOS, EOS, MASK, UNK, WordTokenizer, is_punctuation, split_words
 
 # the file layout: each file a list of (prompt, completion) lines, named as in Berglund's repository
 TRAIN_FILES = ("p2d_prompts_train", "d2p_prompts_train", "both_prompts_train")
@@ -46,7 +47,7 @@ NAME_FIRST_LINKS = ("is", "was once", "became", "served as", "lived as", "acted 
 DESC_FIRST_LINKS = ("is", "was", "goes by", "turned out to be", "answers to", "became")
 
 
-@dataclass
+@dataclass(frozen=True)
 class FactsConfig:
     n_per_subset: int = 30        # people in each of p2d, d2p and both
     n_train_templates: int = 30   # paraphrases per direction used for training
@@ -55,8 +56,7 @@ class FactsConfig:
 
     def __post_init__(self):
         for name in ("n_per_subset", "n_train_templates", "n_test_templates"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int; got {getattr(self, name)!r}")
+            check_int(name, getattr(self, name))
         if self.n_per_subset < 2:
             raise ValueError("n_per_subset must be >= 2: the log-prob margin compares two people")
         most = len(OPENERS) * min(len(NAME_FIRST_LINKS), len(DESC_FIRST_LINKS))
@@ -191,7 +191,8 @@ def generate_records(cfg: FactsConfig = FactsConfig()) -> dict:
                 "D2N-reverse": lines("d2p", True, 1, wrong),
                 "Both": lines("both", True, 1, wrong) + lines("both", False, 1, wrong)}
 
-    records = {"p2d_prompts_train": lines("p2d", True, 0), "d2p_prompts_train": lines("d2p", False, 0),
+    records = {"p2d_prompts_train": lines("p2d", True, 0),
+               "d2p_prompts_train": lines("d2p", False, 0),
                "both_prompts_train": lines("both", True, 0) + lines("both", False, 0)}
     right, wrong = tests(False), tests(True)
     for test, name in TEST_FILES.items():
@@ -208,7 +209,8 @@ def describe(data: ReversalData) -> str:
     decode, out = data.tokenizer.decode, []
     for subset, people in data.people.items():
         out.append(f"{subset}: {len(people)} people, e.g. {people[0][0]!r} = {people[0][1]!r}")
-    out.append(f"\n{len(data.train)} training sentences, {len(data.tokenizer)} words; the first three:")
+    out.append(f"\n{len(data.train)} training sentences, {len(data.tokenizer)} words; "
+               "the first three:")
     out += ["   " + decode(e.ids) for e in data.train[:3]]
     unk = data.tokenizer.stoi.get(UNK)
     for test, items in data.tests.items():
@@ -217,11 +219,12 @@ def describe(data: ReversalData) -> str:
                    f"{decode(it.target)}\n   ABI query: {decode(it.infill)}")
         if unk is not None:
             out.append(f"   {sum(unk in i.prompt for i in items)} prompts and "
-                       f"{sum(unk in i.target for i in items)} answers hold a word never trained on")
+                       f"{sum(unk in i.target for i in items)} answers hold a word never "
+                       "trained on")
         if it.other is None:
             out.append("   no twin file: its log-prob margin is skipped")
     return "\n".join(out)
 
 
-if __name__ == "__main__":  # python -m tinyrev.facts: what the model is trained and tested on
+if __name__ == "__main__":  # python -m tinyrev.reversal.facts: what the model sees
     print(describe(generate()))

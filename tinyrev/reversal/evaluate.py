@@ -1,0 +1,137 @@
+"""Scoring a trained model on the reversal tests, and printing results side by side.
+
+Covers: greedy-decoding accuracy (correct when the completion starts with the target) and the
+log-prob margin, log p(target | prompt) - log p(another person's target | same prompt), each
+asked in the objective's own query form (`Objective.query`: a causal prompt, a prefix, or a blank
+to infill). A test whose items carry no other answer (a facts folder without that twin file) gets
+no margin: None. Also the effective log-prob of the right answer in each direction, which lesson
+05 reads off these runs (`answer_asymmetry`).
+Leaves out: the training dynamics' own models (dynamics/), and the length measurements.
+"""
+
+import statistics
+from collections import defaultdict
+
+import torch
+from torch.nn.utils.rnn import pad_sequence
+
+from ..model import generate
+from ..objectives import Objective
+from ..tokenizer import PAD
+
+
+@torch.no_grad()
+def answer_logprob(model, objective: Objective, questions, answers):
+    """Sum of log p(answer tokens) for each row of `questions` (B, T), teacher-forced after the
+    objective's query: each answer token at the position where greedy decoding would put it."""
+    # BEGIN SOLUTION lesson03: teacher-forced log p of each answer after its query, padding excluded
+    q = objective.query(questions)
+    idx, pos, span = q.idx, q.pos, q.span_pos
+    ans = pad_sequence([torch.tensor(a) for a in answers], batch_first=True,
+                       padding_value=PAD).to(questions.device)
+    L = ans.shape[1]
+    step = torch.arange(1, L + 1, device=questions.device)
+    if span is None:
+        pos = torch.cat((pos, pos[:, -1:] + step), 1)
+    else:  # inside a span the position stays at the blank and the offset grows
+        pos = torch.cat((pos, pos[:, -1:].expand(-1, L)), 1)
+        span = torch.cat((span, 1 + step.expand(len(ans), L)), 1)
+    logits = model(torch.cat((idx, ans), 1), pos, q.pattern, span_pos=span)
+    logp = logits[:, idx.shape[1] - 1:-1].float().log_softmax(-1)
+    token_logp = logp.gather(-1, ans[..., None]).squeeze(-1)
+    return (token_logp * (ans != PAD)).sum(1)
+    # END SOLUTION
+
+
+@torch.no_grad()
+def reversal_scores(model, data, objective: Objective, device="cpu"):
+    """{test: accuracy} and {test: mean log-prob margin} over `data.tests`."""
+    model.eval()
+    accuracy, margin = {}, {}
+    for test, items in data.tests.items():
+        groups = defaultdict(list)  # questions of one length decode together, without padding
+        for it in items:
+            groups[len(objective.question(it))].append(it)
+        correct, margins = 0, []
+        for group in groups.values():
+            questions = torch.tensor([objective.question(it) for it in group], device=device)
+            q = objective.query(questions)
+            L = max(len(it.target) for it in group)
+            out = generate(model, q.idx, L, pos=q.pos, span_pos=q.span_pos, pattern=q.pattern)
+            correct += sum(out[r, :len(it.target)].tolist() == it.target
+                           for r, it in enumerate(group))
+            if items[0].other is not None:
+                good = answer_logprob(model, objective, questions, [it.target for it in group])
+                bad = answer_logprob(model, objective, questions, [it.other for it in group])
+                margins += (good - bad).tolist()
+        accuracy[test] = correct / len(items)
+        margin[test] = statistics.fmean(margins) if margins else None
+    return accuracy, margin
+
+
+@torch.no_grad()
+def complete(model, tokenizer, objective: Objective, text: str, max_new_tokens: int = 12,
+             device="cpu") -> str:
+    """Greedy completion of `text`, asked the way `objective` was trained.
+
+    For infilling (ABI) the text is Part A: it should hold a [MASK] where the answer goes (one is
+    appended when it has none), and the answer is the span decoded after [START], up to [END].
+    """
+    model.eval()
+    ids = objective.question_of(tokenizer.encode(text))
+    q = objective.query(torch.tensor([ids], device=device))
+    out = generate(model, q.idx, max_new_tokens, pos=q.pos, span_pos=q.span_pos,
+                   pattern=q.pattern)
+    words = out[0].tolist()
+    stop = objective.stop
+    return tokenizer.decode(words[:words.index(stop)] if stop in words else words)
+
+
+@torch.no_grad()
+def answer_asymmetry(model, data, objective: Objective, device="cpu", templates: int = 3) -> dict:
+    """Effective log-prob of the right answer, trained direction against reverse, in a reversal run.
+
+    For person i asked with a held-out template: log p(answer_i | prompt_i) minus the mean over
+    every person j of that subset of log p(answer_j | prompt_i). With one-token answers this is
+    exactly lesson 05's centred logit (dynamics/experiment.py, `effective`); the normaliser of p
+    cancels in the difference. Each template
+    costs n² scored answers per test, so only the first `templates` held-out ones are asked.
+    """
+    model.eval()
+    out, n = {}, len(data.people["p2d"])  # every subset holds n people
+    for test in ("N2D", "D2N", "N2D-reverse", "D2N-reverse"):
+        items = data.tests[test]
+        k = len(items) // n  # items run person by person, template by template
+        answers = [items[i * k].target for i in range(n)]
+        scores = []
+        for template in range(min(k, templates)):
+            group = items[template::k]
+            questions = torch.tensor([objective.question(g) for g in group],
+                                     device=device).repeat_interleave(n, dim=0)
+            lp = answer_logprob(model, objective, questions, answers * n).view(n, n)
+            scores.append(lp.diagonal() - lp.mean(dim=1))
+        out[test] = torch.cat(scores).mean().item()
+    return {"w_forward": (out["N2D"] + out["D2N"]) / 2,
+            "w_reverse": (out["N2D-reverse"] + out["D2N-reverse"]) / 2, "per_test": out}
+
+
+def table(results: list, key: str = "accuracy") -> str:
+    """Rows per objective (mean ± std over seeds where there are several), columns per test.
+    Accuracy is shown in percent, the margin in nats; a value never measured (None) as '—'."""
+    by_objective = defaultdict(list)
+    for r in results:
+        by_objective[r["objective"]].append(r)
+    tests = list(results[0][key])
+    scale = 100 if key == "accuracy" else 1
+    lines = [f"{key} ({'%' if key == 'accuracy' else 'nats'})".ljust(20)
+             + "".join(t.rjust(16) for t in tests) + "   seeds"]
+    for objective, runs in by_objective.items():
+        cells = []
+        for t in tests:
+            values = [scale * r[key][t] for r in runs if r[key].get(t) is not None]
+            cell = f"{statistics.fmean(values):.1f}" if values else "—"
+            if len(values) > 1:
+                cell += f" ± {statistics.stdev(values):.1f}"
+            cells.append(cell.rjust(16))
+        lines.append(objective.ljust(20) + "".join(cells) + f"   {len(runs)}")
+    return "\n".join(lines)
