@@ -2,7 +2,8 @@
 
 Reversal task (the default): one run writes DIR/ckpt.pt and DIR/results.json (DIR = --out,
 default runs/OBJECTIVE-sSEED) and prints its table. Several objectives or seeds (`--objective all
---seed 0 1 2`) train one after another into --out/OBJECTIVE-sSEED and end with the mean ± std table.
+--seed 0 1 2`) train one after another, or --jobs N at a time, into --out/OBJECTIVE-sSEED and end
+with the mean ± std table.
 Length task: one causal run at --length tokens into DIR (default runs/length-sSEED); evaluate it
 past that length with `python eval.py --task length DIR`. The reversal facts are generated, or
 read from a folder in Berglund et al.'s format (`--facts DIR`); `--write-facts DIR` writes the
@@ -10,10 +11,15 @@ generated ones in that format, to read or edit.
 """
 
 import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 
+import torch
+
 from tinyrev import cli
+from tinyrev.checkpoint import check_fresh
 from tinyrev.length.experiment import LENGTH_TRAINING, TRAIN_LEN, train_length
 from tinyrev.length.longtext import LongTextConfig
 from tinyrev.objectives import OBJECTIVES
@@ -47,6 +53,11 @@ def parse():
                         "Berglund et al.'s experiment-1 format (default: generated facts)")
     source.add_argument("--write-facts", metavar="DIR", help="write the generated facts to DIR "
                         "in that format, then stop")
+    p.add_argument("--jobs", type=cli.positive_int, default=1, help="reversal runs trained at "
+                   "once, each in its own process with one thread (default: 1)")
+    p.add_argument("--threads", type=cli.positive_int, help="torch threads per run (default: "
+                   "torch's own choice with --jobs 1, else 1); the count can change the last "
+                   "digits of a run's numbers")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args()
     if args.task == "length" and (args.objective or args.facts or args.write_facts):
@@ -90,23 +101,67 @@ def length(out, train_len, train_cfg, text_cfg, args, ckpt=None):
 
 def reversal(args, given):
     asked = args.objective or ["ntp"]
-    objectives = list(OBJECTIVES) if "all" in asked else asked
-    seeds = args.seed or [0]
+    objectives = list(OBJECTIVES) if "all" in asked else list(dict.fromkeys(asked))
+    seeds = list(dict.fromkeys(args.seed or [0]))
     many = len(objectives) * len(seeds) > 1
-    facts_files = factsio.read(args.facts) if args.facts else None
-    results = []
+    if args.facts:
+        factsio.read(args.facts)  # a bad folder is refused once, before any run starts
+    runs = []
     for objective in objectives:
         for seed in seeds:
-            name = f"{objective}-s{seed}"
-            out = Path(args.out or "runs") / name if many or not args.out else Path(args.out)
-            print(f"== {name} -> {out}")
-            r = train_reversal(objective, out, train_cfg=TrainConfig(**given, seed=seed),
-                               facts_files=facts_files, device=args.device,
-                               progress=not args.quiet)
-            print(f"   {r['seconds']:.0f} s, " + ", ".join(
-                f"{t} {100 * a:.0f}%" for t, a in r["accuracy"].items()))
-            results.append(r)
-    return results
+            out = Path(args.out or "runs") / f"{objective}-s{seed}" if many or not args.out \
+                else Path(args.out)
+            check_fresh(out, None)  # every run directory is checked before the first trains
+            runs.append((objective, seed, str(out)))
+    settings = (given, args.facts, args.device, args.threads)
+    if args.jobs == 1:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        results = []
+        for objective, seed, out in runs:
+            print(f"== {objective}-s{seed} -> {out}")
+            results.append(report(train_one(objective, seed, out, settings, not args.quiet)))
+        return results
+    return parallel(runs, settings, args.jobs)
+
+
+def train_one(objective, seed, out, settings, progress=False):
+    """One reversal run; at module level so that a worker process can be handed it."""
+    given, facts, device, threads = settings
+    if threads:
+        torch.set_num_threads(threads)
+    return train_reversal(objective, out, train_cfg=TrainConfig(**given, seed=seed),
+                          facts_files=factsio.read(facts) if facts else None, device=device,
+                          progress=progress)
+
+
+def report(r):
+    print(f"   {r['objective']}-s{r['seed']}: {r['seconds']:.0f} s, " + ", ".join(
+        f"{t} {100 * a:.0f}%" for t, a in r["accuracy"].items()), flush=True)
+    return r
+
+
+def parallel(runs, settings, jobs):
+    """The runs in `jobs` processes, one thread each unless --threads says otherwise; a line per
+    run as it finishes; a failed run is named, the others finish."""
+    given, facts, device, threads = settings
+    settings = (given, facts, device, threads or 1)
+    results, failed = {}, []
+    print(f"training {len(runs)} runs, {jobs} at a time, {threads or 1} thread(s) each")
+    context = multiprocessing.get_context("spawn")  # a fork of a process running torch can hang
+    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = {pool.submit(train_one, *run, settings): run for run in runs}
+        for future in as_completed(futures):
+            objective, seed, out = futures[future]
+            try:
+                results[futures[future]] = report(future.result())
+            except (ValueError, FloatingPointError, OSError) as e:
+                print(f"   {out}: failed: {e}", flush=True)
+                failed.append(out)
+    if failed:
+        raise ValueError(f"{len(failed)} of {len(runs)} runs failed ({', '.join(failed)}); the "
+                         "others finished and are saved")
+    return [results[run] for run in runs]  # the order asked, whatever order they finished in
 
 
 def main():

@@ -67,6 +67,8 @@ def test_resume_refuses_other_settings(run_dir):
     (["train.py", "--objective", "nope"], ["invalid choice: 'nope'", "ntp"]),
     (["train.py", "--steps", "0"], ["--steps", "positive integer", "'0'"]),
     (["train.py", "--steps", "-3"], ["--steps", "'-3'"]),
+    (["train.py", "--jobs", "0"], ["--jobs", "positive integer", "'0'"]),
+    (["train.py", "--jobs", "two"], ["--jobs", "positive integer", "'two'"]),
     (["train.py", "--resume", "no/such/run"], ["no tinyrev checkpoint at no/such/run"]),
     (["train.py", "--device", "tpu", "--steps", "1"], ["unknown device 'tpu'"]),
     (["eval.py", "no/such/run"], ["no tinyrev checkpoint at no/such/run"]),
@@ -93,3 +95,31 @@ def test_prompt_completion_and_unknown_words(run_dir):
     assert "(ntp): The ->" in stdout
     code, _, err = run("eval.py", str(run_dir), "--prompt", "the zorblax")
     assert_one_line_error(code, err, "'zorblax' is not in the vocabulary")
+
+
+def test_parallel_runs_give_the_numbers_of_sequential_ones(tmp_path):
+    """--jobs 2 trains in two processes with one thread each; --jobs 1 --threads 1 trains the
+    same runs one after another: every accuracy and margin must be the same, run by run."""
+    tables = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"jobs{jobs}"
+        code, stdout, err = run("train.py", "--objective", "ntp", "bico", "--steps", "3",
+                                "--batch-size", "8", "--out", str(out), "--quiet",
+                                "--jobs", jobs, "--threads", "1")
+        assert code == 0, err
+        tables[jobs] = json.loads((out / "table.json").read_text())
+    strip = lambda t: [(r["objective"], r["seed"], r["accuracy"], r["logprob_margin"]) for r in t]
+    assert strip(tables["1"]) == strip(tables["2"])
+
+
+def test_a_failed_parallel_run_is_named_and_the_others_finish(tmp_path):
+    """A run that fails while training (here: a file stands where its run directory must go)
+    fails alone; the other run finishes, and the exit code says something failed."""
+    out = tmp_path / "t"
+    out.mkdir()
+    (out / "bico-s0").write_text("not a directory")
+    code, stdout, err = run("train.py", "--objective", "ntp", "bico", "--steps", "3",
+                            "--batch-size", "8", "--out", str(out), "--quiet", "--jobs", "2")
+    assert code == 2 and "Traceback" not in err, err
+    assert (out / "ntp-s0" / "results.json").exists()
+    assert "bico-s0" in err and "1 of 2 runs failed" in err

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tinyrev.objectives import get
-from tinyrev.reversal.evaluate import answer_logprob, complete, table
+from tinyrev.reversal.evaluate import answer_logprob, complete, reversal_scores, table
 from tinyrev.reversal.facts import FactsConfig, generate as make_data
 from tinyrev.model import ModelConfig, Transformer, generate
 from tinyrev.tokenizer import PAD
@@ -51,3 +51,23 @@ def test_table_shows_mean_and_std_over_seeds():
     runs = [{"objective": "ntp", "accuracy": {"N2D": a}} for a in (0.5, 1.0)]
     text = table(runs)
     assert "75.0 ± 35.4" in text and text.splitlines()[1].endswith("2")
+
+
+@pytest.mark.needs("01", "02")
+def test_contains_is_never_stricter_than_starts_with():
+    """A completion that starts with its target also contains it, so the authors' looser metric
+    is at least the strict one, test by test; both are shares of the same items."""
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(vocab_size=len(DATA.tokenizer), dim=32, n_layers=2, n_heads=2))
+    # the property holds for any model, an untrained one included
+    r = reversal_scores(model, DATA, get("ntp"))
+    assert set(r) == {"accuracy", "accuracy_contains", "logprob_margin"}
+    for test, strict in r["accuracy"].items():
+        assert 0 <= strict <= r["accuracy_contains"][test] <= 1
+
+
+@pytest.mark.tools
+def test_contains_finds_the_target_anywhere_and_only_whole():
+    from tinyrev.reversal.evaluate import _contains
+    assert _contains([9, 4, 5, 6], [5, 6]) and _contains([5, 6], [5, 6])
+    assert not _contains([5], [5, 6]) and not _contains([5, 9, 6], [5, 6])

@@ -220,3 +220,18 @@ def test_train_py_reports_a_bad_folder_in_one_line_without_traceback(folder):
     lines = p.stderr.strip().splitlines()
     assert p.returncode != 0 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
     assert lines[0].startswith("train.py: error: ") and words[0] in lines[0]
+
+
+def test_bico_entity_on_a_folder_without_entities_is_refused(tmp_path):
+    """An entity is a test answer found word for word in a training sentence: a folder whose
+    training lines never repeat a test answer gives bico-entity nothing to mask."""
+    folder = tmp_path / "facts"
+    records = generate_records(TINY)
+    for name in ("p2d_prompts_train", "d2p_prompts_train", "both_prompts_train"):
+        records[name] = [("someone unrelated", " did something .")]
+    factsio.write(records, folder)
+    p = subprocess.run([sys.executable, "train.py", "--objective", "bico-entity", "--facts",
+                        str(folder), "--steps", "1", "--out", str(tmp_path / "run")], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert "bico-entity masks whole entities, but no training sentence holds one" in p.stderr

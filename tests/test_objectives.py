@@ -112,6 +112,44 @@ def test_bico_never_lets_a_masked_token_be_seen(data):
     torch.testing.assert_close(out(b.idx)[predictors], out(swapped)[predictors])
 
 
+def test_entity_masking_hides_every_word_of_one_entity_and_no_special(data):
+    """At entity_prob = 1 every denoising row has all of one entity masked (and at least one of
+    its two entities whole); [BOS], [EOS] and padding are never masked."""
+    g = gen(3)
+    for _ in range(20):
+        b = O.bico(data.train[:8], g, entity_prob=1.0)
+        if b.pattern.name != "bico":
+            continue
+        masked = b.idx == MASK
+        for r, e in enumerate(data.train[:8]):
+            assert any(masked[r, s:t].all() for s, t in e.entities), (r, e.entities)
+        ex = O._pad(e.ids for e in data.train[:8])
+        assert not masked[ex <= END].any()
+
+
+def test_entity_prob_zero_builds_exactly_published_bico(data):
+    """The variant is a parameter of the same function: at 0 it draws no extra randomness."""
+    g1, g2 = gen(4), gen(4)
+    for _ in range(10):
+        a, b = O.bico(data.train[:8], g1), O.bico(data.train[:8], g2, entity_prob=0.0)
+        assert torch.equal(a.idx, b.idx) and torch.equal(a.targets, b.targets)
+        assert a.pattern.name == b.pattern.name
+
+
+@pytest.mark.needs("01", "02")
+def test_entity_placeholders_stay_invisible_to_every_query(data):
+    g = gen(2)
+    b = next(x for x in (O.get("bico-entity")(data.train[:8], g) for _ in range(20))
+             if x.pattern.name == "bico")
+    assert not b.key_mask[b.idx == MASK].any()
+
+
+@pytest.mark.tools
+def test_an_entity_probability_outside_0_1_is_named(data):
+    with pytest.raises(ValueError, match="entity_prob=1.5 is outside \\[0, 1\\]"):
+        O.bico(data.train[:2], gen(0), entity_prob=1.5)
+
+
 def test_reverse_keeps_entities_whole(data):
     e = data.train[0]
     words = data.tokenizer.decode(O.reverse_entities(e)).split()

@@ -1,7 +1,8 @@
 """Training objectives: each turns a list of examples into one model call and its targets, and
 says how a model it trained is asked a question.
 
-Covers: NTP, prefix LM, GLM's autoregressive blank infilling (ABI), BICO and reverse training,
+Covers: NTP, prefix LM, GLM's autoregressive blank infilling (ABI), BICO as published and with
+whole entities masked (bico-entity), and reverse training,
 each an `Objective`: its batches, and its query form (a causal prompt, the prompt as a prefix,
 or a blank to infill), which decoding and scoring both use.
 Leaves out: the model and the loop; the loss is the same cross-entropy for every objective, taken
@@ -12,6 +13,7 @@ same seed builds the same batches, and a resumed run continues the same sequence
 """
 
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Callable
 
 import torch
@@ -120,13 +122,33 @@ def abi(examples, gen) -> Batch:
     # END SOLUTION
 
 
-def bico(examples, gen, ratio: float = 0.15) -> Batch:
+def entity_mask(examples, T: int, prob: float, gen) -> torch.Tensor:
+    """(B, T) bool: with probability `prob`, every word of one of the row's entities (its name or
+    its description, picked at random) is True; rows without entities stay all False."""
+    hide = torch.rand(len(examples), generator=gen) < prob
+    which = torch.rand(len(examples), generator=gen)
+    out = torch.zeros(len(examples), T, dtype=torch.bool)
+    for r, e in enumerate(examples):  # a loop over sentences, not tokens: a few dozen per batch
+        if hide[r] and e.entities:
+            start, end = e.entities[int(which[r] * len(e.entities))]
+            out[r, start:end] = True
+    return out
+
+
+def bico(examples, gen, ratio: float = 0.15, entity_prob: float = 0.0) -> Batch:
     """BICO: half the steps plain NTP; the other half autoregressive mask denoising, bidirectional.
 
-    Denoising: each word is replaced by a placeholder ([MASK]) with probability `ratio`;
-    placeholders are hidden from every query (key_mask), and output i predicts the original
-    token at input i + 1 when that token was masked: NTP's shift, so the same head serves both.
+    Denoising: each word is replaced by a placeholder ([MASK]) with probability `ratio`, and at
+    least one word per row is, so that no row is without a target; placeholders are hidden from
+    every query (key_mask), and output i predicts the original token at input i + 1 when that
+    token was masked: NTP's shift, so the same head serves both.
+    entity_prob > 0 (tinyrev's variant, lesson 03): on top of that, with this probability a row
+    also has one whole entity masked (`entity_mask`, called after the token noise is drawn). At
+    0 it draws nothing more, so the batches are exactly published BICO's.
     """
+    if not 0 <= entity_prob <= 1:
+        raise ValueError(f"entity_prob={entity_prob!r} is outside [0, 1]: it is the chance that "
+                         "a sentence also has a whole entity masked")
     # BEGIN SOLUTION lesson03: the coin, then hidden words predicted one position early
     if torch.rand((), generator=gen) < 0.5:
         return ntp(examples, gen)
@@ -135,6 +157,8 @@ def bico(examples, gen, ratio: float = 0.15) -> Batch:
     noise = torch.rand(seqs.shape, generator=gen).masked_fill(~words, 2.0)
     # at least one masked word per row, so no row is without a target
     masked = (noise < ratio) | (noise == noise.min(dim=1, keepdim=True).values)
+    if entity_prob > 0:
+        masked |= entity_mask(examples, seqs.shape[1], entity_prob, gen)
     masked &= words
     idx = seqs.masked_fill(masked, MASK)
     targets = torch.full_like(seqs, IGNORE)
@@ -184,6 +208,7 @@ class Objective:
     name: str
     make_batch: Callable      # (examples, torch.Generator) -> Batch
     form: str = "causal"
+    needs_entities: bool = False  # without entity spans in the data it would be another objective
 
     def __call__(self, examples, gen) -> Batch:
         return self.make_batch(examples, gen)
@@ -228,8 +253,11 @@ class Objective:
         return Query(idx, torch.cat((pos, blank), 1), span, Pattern("abi", part_a_len=T))
 
 
+ENTITY_PROB = 0.5  # bico-entity: chosen by measurement, lesson 03 section 4
 _ALL = (Objective("ntp", ntp), Objective("prefix", prefix, "prefix"),
-        Objective("abi", abi, "infill"), Objective("bico", bico), Objective("reverse", reverse))
+        Objective("abi", abi, "infill"), Objective("bico", bico),
+        Objective("bico-entity", partial(bico, entity_prob=ENTITY_PROB), needs_entities=True),
+        Objective("reverse", reverse))
 OBJECTIVES = tuple(o.name for o in _ALL)
 
 

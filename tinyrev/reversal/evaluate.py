@@ -19,6 +19,8 @@ from ..model import generate
 from ..objectives import Objective
 from ..tokenizer import PAD
 
+CONTAINS_SLACK = 8  # tokens decoded past the answer's length, for accuracy_contains
+
 
 @torch.no_grad()
 def answer_logprob(model, objective: Objective, questions, answers):
@@ -44,29 +46,43 @@ def answer_logprob(model, objective: Objective, questions, answers):
 
 
 @torch.no_grad()
-def reversal_scores(model, data, objective: Objective, device="cpu"):
-    """{test: accuracy} and {test: mean log-prob margin} over `data.tests`."""
+def reversal_scores(model, data, objective: Objective, device="cpu") -> dict:
+    """{"accuracy": {test: share}, "accuracy_contains": ..., "logprob_margin": {test: nats}}.
+
+    accuracy: the greedy completion starts with the whole target. accuracy_contains: the target
+    appears anywhere in the first len(target) + CONTAINS_SLACK greedy tokens, up to the answer's
+    stop token: the looser way Lv et al. score, kept beside the strict one to compare with them.
+    """
     model.eval()
-    accuracy, margin = {}, {}
+    out = {"accuracy": {}, "accuracy_contains": {}, "logprob_margin": {}}
     for test, items in data.tests.items():
         groups = defaultdict(list)  # questions of one length decode together, without padding
         for it in items:
             groups[len(objective.question(it))].append(it)
-        correct, margins = 0, []
+        correct, contained, margins = 0, 0, []
         for group in groups.values():
             questions = torch.tensor([objective.question(it) for it in group], device=device)
             q = objective.query(questions)
-            L = max(len(it.target) for it in group)
-            out = generate(model, q.idx, L, pos=q.pos, span_pos=q.span_pos, pattern=q.pattern)
-            correct += sum(out[r, :len(it.target)].tolist() == it.target
-                           for r, it in enumerate(group))
+            L = max(len(it.target) for it in group) + CONTAINS_SLACK
+            decoded = generate(model, q.idx, L, pos=q.pos, span_pos=q.span_pos,
+                               pattern=q.pattern).tolist()
+            for words, it in zip(decoded, group):
+                correct += words[:len(it.target)] == it.target
+                words = words[:words.index(objective.stop)] if objective.stop in words else words
+                contained += _contains(words, it.target)
             if items[0].other is not None:
                 good = answer_logprob(model, objective, questions, [it.target for it in group])
                 bad = answer_logprob(model, objective, questions, [it.other for it in group])
                 margins += (good - bad).tolist()
-        accuracy[test] = correct / len(items)
-        margin[test] = statistics.fmean(margins) if margins else None
-    return accuracy, margin
+        out["accuracy"][test] = correct / len(items)
+        out["accuracy_contains"][test] = contained / len(items)
+        out["logprob_margin"][test] = statistics.fmean(margins) if margins else None
+    return out
+
+
+def _contains(words: list, target: list) -> bool:
+    n = len(target)
+    return any(words[i:i + n] == target for i in range(len(words) - n + 1))
 
 
 @torch.no_grad()

@@ -43,6 +43,10 @@ def train_reversal(objective: str, out_dir, *, train_cfg: TrainConfig = TrainCon
     device = pick_device(device) if not isinstance(device, torch.device) else device
     source = {"facts": asdict(facts_cfg)} if facts_files is None else {"facts_files": facts_files}
     data = data_of(source)
+    if make.needs_entities and not any(e.entities for e in data.train):
+        raise ValueError(f"--objective {objective} masks whole entities, but no training sentence "
+                         "holds one: an entity is a test answer (name or description) found word "
+                         "for word in a training sentence")
     longest = max(len(it.target) for items in data.tests.values() for it in items)
     span = make.span_positions
     if span and longest + 2 > span:  # offsets 0 and [START]'s take two
@@ -67,9 +71,9 @@ def train_reversal(objective: str, out_dir, *, train_cfg: TrainConfig = TrainCon
 
 
 def score(model, data, objective: str, train_cfg, device) -> dict:
-    accuracy, margin = reversal_scores(model, data, objectives.get(objective), device)
     return {"task": "reversal", "objective": objective, "seed": train_cfg.seed,
-            "steps": train_cfg.steps, "accuracy": accuracy, "logprob_margin": margin}
+            "steps": train_cfg.steps,
+            **reversal_scores(model, data, objectives.get(objective), device)}
 
 
 def load_run(run_dir, device=None):
