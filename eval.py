@@ -19,7 +19,8 @@ from tinyrev.dynamics import experiment as dynamics
 from tinyrev.dynamics.symbolic import SymbolicConfig
 from tinyrev.length.experiment import (DEPTHS, N_GLOBAL, evaluate_length, format_length,
                                        load_length_run, plot_curve)
-from tinyrev.reversal.evaluate import answer_asymmetry, complete, table
+from tinyrev.reversal.evaluate import (DIRECTIONS, answer_asymmetry, complete, known_answer,
+                                      table)
 from tinyrev.reversal.experiment import load_run, score
 from tinyrev.trainer import TrainConfig, pick_device
 
@@ -29,7 +30,8 @@ def parse():
     p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="directories written by train.py")
     p.add_argument("--task", choices=("reversal", "length", "dynamics"), default="reversal",
                    help="what to evaluate (default: reversal)")
-    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--json", metavar="PATH", type=cli.output_file,
+                   help="also write the results as JSON")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best one present)")
     p.add_argument("--prompt", metavar="TEXT", help="print each run's greedy completion of TEXT")
     p.add_argument("--plot", metavar="PNG", help="length: the NLL curve; dynamics: the heat maps "
@@ -68,6 +70,11 @@ def main():
     if not args.runs:
         raise ValueError(f"--task {args.task} needs at least one RUN_DIR, a directory written by "
                          "train.py (only --task dynamics runs without one)")
+    twice = [run for run in args.runs
+             if [Path(r).resolve() for r in args.runs].count(Path(run).resolve()) > 1]
+    if twice:
+        raise ValueError(f"{twice[0]} is given twice; runs of one objective are averaged as seeds, "
+                         "so each run may be named once")
     if args.task == "length":
         return evaluate_long_texts(args, device)
     return evaluate_reversal(args, device)
@@ -99,6 +106,9 @@ def evaluate_reversal(args, device):
             objective = objectives.get(ckpt["meta"]["objective"])
             answer = complete(model, data.tokenizer, objective, args.prompt, device=device)
             print(f"{run} ({objective.name}): {args.prompt} -> {answer}")
+        known = known_answer(runs[0][2], args.prompt)
+        if known:
+            print(f"right answer: {known[1]} (a {known[0]} test question, {DIRECTIONS[known[0]]})")
         return
     results = [{**score(model, data, ckpt["meta"]["objective"],
                         TrainConfig(**ckpt["train_config"]), device), "run": str(run)}

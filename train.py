@@ -39,19 +39,21 @@ def parse():
                    help=f"length task: the training length L (default: {TRAIN_LEN})")
     p.add_argument("--objective", nargs="+", choices=OBJECTIVES + ("all",),
                    help="training objective(s); 'all' is every one (default: ntp)")
-    p.add_argument("--seed", nargs="+", type=int, help="training seed(s) (default: 0)")
+    p.add_argument("--seed", nargs="+", type=cli.seed, help="training seed(s) (default: 0)")
     p.add_argument("--steps", type=cli.positive_int, help=f"optimizer steps (default: "
                    f"{TrainConfig.steps}; length task {LENGTH_TRAINING.steps})")
     p.add_argument("--batch-size", type=cli.positive_int, help=f"default: {TrainConfig.batch_size}"
                    f"; length task {LENGTH_TRAINING.batch_size}")
     p.add_argument("--lr", type=float, help=f"peak learning rate (default: {TrainConfig.lr})")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best one present)")
-    p.add_argument("--out", help="run directory; with several runs, their parent (default: runs)")
+    p.add_argument("--out", type=cli.nonempty,
+                   help="run directory; with several runs, their parent (default: runs)")
     source = p.add_mutually_exclusive_group()
-    source.add_argument("--resume", metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
-    source.add_argument("--facts", metavar="DIR", help="train and test on the facts in DIR, in "
+    source.add_argument("--resume", metavar="RUN_DIR", type=cli.nonempty,
+                        help="continue the run saved in RUN_DIR")
+    source.add_argument("--facts", metavar="DIR", type=cli.nonempty, help="train and test on the facts in DIR, in "
                         "Berglund et al.'s experiment-1 format (default: generated facts)")
-    source.add_argument("--write-facts", metavar="DIR", help="write the generated facts to DIR "
+    source.add_argument("--write-facts", metavar="DIR", type=cli.nonempty, help="write the generated facts to DIR "
                         "in that format, then stop")
     p.add_argument("--jobs", type=cli.positive_int, default=1, help="reversal runs trained at "
                    "once, each in its own process with one thread (default: 1)")
@@ -65,6 +67,8 @@ def parse():
                 "task trains causally (ntp) on its own generated text")
     if args.task != "length" and args.length and not args.resume:
         p.error("--length is for the length task (--task length)")
+    if args.resume and args.out:
+        p.error("--resume continues the run in its own directory; drop --out")
     return args
 
 
@@ -106,6 +110,9 @@ def reversal(args, given):
     many = len(objectives) * len(seeds) > 1
     if args.facts:
         factsio.read(args.facts)  # a bad folder is refused once, before any run starts
+    if many and args.out and Path(args.out, "table.json").exists():
+        raise ValueError(f"{Path(args.out, 'table.json')} already holds a table; give another "
+                         "--out (nothing was overwritten)")
     runs = []
     for objective in objectives:
         for seed in seeds:
@@ -189,8 +196,24 @@ def main():
     print(table(results))
     print()
     print(table(results, "logprob_margin"))
+    print(READING)
     if len(results) > 1 and args.out:
         Path(args.out, "table.json").write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote every run's results to {Path(args.out, 'table.json')}")
+    elif len(results) == 1:
+        run = args.resume or args.out or f"runs/{results[0]['objective']}-s{results[0]['seed']}"
+        ask = "" if args.facts or args.resume else \
+            ' --prompt "the gentle cartographer of talvane goes by"'
+        print(f"wrote {Path(run, 'ckpt.pt')} and {Path(run, 'results.json')}; next, ask it "
+              f"yourself: python eval.py {run}{ask}")
+
+
+READING = """
+How to read it: N2D-reverse and D2N-reverse are the reversal curse, facts asked the other way
+round from training. Plain next-token prediction (--objective ntp) scores about 0 % there and a
+margin of about 0 nats, no preference for the right person (0 = chance); a cure scores above it.
+The other columns are the trained direction, with held-out paraphrases. README, "The reversal
+curse, reproduced", has every objective over 5 seeds: python train.py --objective all --jobs 2"""
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "ntp-s0"
     code, stdout, err = run("train.py", "--objective", "ntp", "--steps", "3", "--out", str(out), "--quiet")
     assert code == 0, err
-    assert "N2D-reverse" in stdout
+    assert "N2D-reverse" in stdout and "How to read it" in stdout
+    assert f"wrote {out / 'ckpt.pt'} and {out / 'results.json'}" in stdout
     return out
 
 
@@ -92,7 +93,10 @@ def test_eval_refuses_a_checkpoint_of_another_configuration(run_dir, tmp_path):
 def test_prompt_completion_and_unknown_words(run_dir):
     code, stdout, err = run("eval.py", str(run_dir), "--prompt", "The")
     assert code == 0, err
-    assert "(ntp): The ->" in stdout
+    assert "(ntp): The ->" in stdout and "right answer" not in stdout
+    code, stdout, err = run("eval.py", str(run_dir), "--prompt",
+                            "the gentle cartographer of talvane goes by")
+    assert code == 0 and "right answer: calix zellwood (a N2D-reverse test question" in stdout
     code, _, err = run("eval.py", str(run_dir), "--prompt", "the zorblax")
     assert_one_line_error(code, err, "'zorblax' is not in the vocabulary")
 

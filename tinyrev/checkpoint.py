@@ -1,13 +1,17 @@
 """A run directory and its checkpoint: written atomically, read back safely, never trained over.
 
-Covers: `save_checkpoint` (temporary file, fsync, rename), `load_checkpoint` (tensors and plain
-data only, with a clear error for anything that is not a tinyrev checkpoint), `check_fresh` (a
-saved run is resumed, never overwritten) and `load_model` (a run's model, of the task asked for).
+Covers: `save_checkpoint` (a temporary file of this process's own, fsync, rename),
+`load_checkpoint` (tensors and plain data only, with a clear error for anything that is not a
+tinyrev checkpoint of this version), `check_fresh` (a saved run is resumed, never overwritten),
+`claim` (one process at a time trains into a directory) and `load_model` (a run's model, of the
+task asked for).
 Every experiment stores its runs this way; what each keeps in `meta` is its own business.
 Leaves out: the loop that writes checkpoints (trainer.py).
 """
 
+import contextlib
 import os
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -15,18 +19,24 @@ import torch
 from .model import ModelConfig, Transformer
 
 CHECKPOINT = "ckpt.pt"
+CLAIM = "train.pid"  # present while a process trains into the directory; holds its process id
 
 
 def save_checkpoint(path, payload: dict):
     """Write a temporary file, flush it to disk, then rename: a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two writers never share one
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:  # disk full, say: the last good checkpoint stays, no half file is left
+        tmp.unlink(missing_ok=True)
+        raise ValueError(f"could not write {path} ({e.strerror or e}); {path.name} as it was "
+                         "before is kept") from None
 
 
 def load_checkpoint(path) -> dict:
@@ -45,7 +55,20 @@ def load_checkpoint(path) -> dict:
     missing = sorted(needed - set(ckpt)) if isinstance(ckpt, dict) else ["everything"]
     if missing:
         raise ValueError(f"{file} is not a tinyrev checkpoint (it lacks {missing})")
+    for key in ("model_config", "train_config", "meta"):
+        if not isinstance(ckpt[key], dict):
+            raise ValueError(f"{file}: its {key!r} is a {type(ckpt[key]).__name__}, not a dict; "
+                             "it was not written by this version of tinyrev")
     return ckpt
+
+
+def config_of(cls, stored: dict, where):
+    """A config dataclass from a checkpoint's dict, refusing keys this version does not know."""
+    unknown = sorted(set(stored) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ValueError(f"{where}: its {cls.__name__} has {unknown}, unknown to this version of "
+                         "tinyrev; it comes from another version")
+    return cls(**stored)
 
 
 def check_fresh(out_dir, resume):
@@ -53,6 +76,47 @@ def check_fresh(out_dir, resume):
     if resume is None and (Path(out_dir) / CHECKPOINT).exists():
         raise ValueError(f"{out_dir} already holds a trained run; continue it with --resume "
                          f"{out_dir}, or give another --out (nothing was overwritten)")
+
+
+@contextlib.contextmanager
+def claim(out_dir):
+    """Hold `out_dir` for this process while it trains: a second process aiming at the same
+    directory is refused at once. A claim whose process no longer runs (killed) is taken over."""
+    out = Path(out_dir)
+    mine, tmp = out / CLAIM, out / f"{CLAIM}.{os.getpid()}"
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(str(os.getpid()))
+        try:
+            for _ in range(2):
+                try:
+                    os.link(tmp, mine)  # atomic: fails while another process holds the claim
+                    break
+                except FileExistsError:
+                    holder = int(mine.read_text())
+                    if _alive(holder):
+                        raise ValueError(f"{out} is being trained into by another process (pid "
+                                         f"{holder}); wait for it, or give another --out") from None
+                    mine.unlink(missing_ok=True)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot train into {out}: {e.strerror or e} ({e.filename or out})") \
+            from None
+    try:
+        yield out
+    finally:
+        mine.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def load_model(run_dir, task: str, device=None):
@@ -63,7 +127,7 @@ def load_model(run_dir, task: str, device=None):
         raise ValueError(f"{run_dir} holds a {found!r} run, not a {task!r} run (train one with "
                          f"train.py --task {task}, or evaluate this one with eval.py --task "
                          f"{found})")
-    model = Transformer(ModelConfig(**ckpt["model_config"]))
+    model = Transformer(config_of(ModelConfig, ckpt["model_config"], run_dir))
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError:

@@ -1,15 +1,28 @@
-"""What train.py and eval.py share as command-line programs: one-line errors and exit codes.
+"""What the command lines share: one-line errors, exit codes, and argument types checked up front.
 
-Covers: an argument parser whose errors are one line, argument types, and a wrapper that turns
-the package's ValueErrors into `prog: error: ...` with exit code 2 instead of a traceback.
+Covers: an argument parser whose errors are one line and which takes `--debug`; argument types
+(a positive integer, a seed, a non-empty string, a result file that may be written); and `run`,
+which turns bad input, a failed write and any unexpected error into `prog: error: ...` with exit
+code 2 instead of a traceback (`--debug` shows the traceback).
 Leaves out: the programs' own flags.
 """
 
 import argparse
+import os
 import sys
+from pathlib import Path
+
+from .checkpoint import CHECKPOINT, CLAIM
+
+SEEDS = 2 ** 63  # torch.Generator.manual_seed takes a seed below this
 
 
 class Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--debug", action="store_true",
+                          help="on an unexpected error, show the whole traceback")
+
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
@@ -24,14 +37,58 @@ def positive_int(text: str) -> int:
     return value
 
 
+def seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < SEEDS:
+        raise argparse.ArgumentTypeError(f"a seed is an integer in [0, 2**63); got {text!r}")
+    return value
+
+
+def nonempty(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def output_file(text: str) -> Path:
+    """A file to write results to, checked before any work is done: its folder exists and can be
+    written, it is not a folder, and it is not one of a run's own files."""
+    path = Path(nonempty(text))
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a folder; give the path of a file")
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{path}: the folder {path.parent} does not exist")
+    if path.name.startswith((CHECKPOINT, CLAIM)) or \
+            (path.name == "results.json" and (path.parent / CHECKPOINT).exists()):
+        raise argparse.ArgumentTypeError(f"{path} is a file of the run in {path.parent}; writing "
+                                         "there would replace it")
+    if not os.access(path.parent, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{path}: the folder {path.parent} cannot be written")
+    return path
+
+
 def run(main, prog: str):
-    """Call main(); report bad input and numerical failure as one line, Ctrl-C as a hint."""
+    """Call main(); report bad input, numerical failure, a failed read or write and any other
+    error as one line with exit code 2 (`--debug`: the traceback instead), Ctrl-C as a hint."""
     try:
         main()
     except (ValueError, FloatingPointError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        sys.exit(2)  # as argparse does for bad flags
+        fail(prog, e)
+    except OSError as e:
+        fail(prog, f"{e.filename or ''}: {e.strerror or e}".lstrip(": "))
     except KeyboardInterrupt:
-        print(f"\n{prog}: interrupted; the last checkpoint is kept, continue with --resume RUN_DIR",
-              file=sys.stderr)
+        print(f"\n{prog}: interrupted; a run keeps its last checkpoint, if one was due yet "
+              f"(every 250 steps by default): continue it with --resume RUN_DIR", file=sys.stderr)
         sys.exit(130)  # the shell's code for Ctrl-C
+    except Exception as e:
+        if "--debug" in sys.argv:
+            raise
+        fail(prog, f"unexpected {type(e).__name__}: {e} (rerun with --debug for the traceback)")
+
+
+def fail(prog, message):
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(2)  # as argparse does for bad flags

@@ -19,7 +19,7 @@ from ..attention import Pattern
 from ..checks import check_int
 from ..model import ModelConfig, Transformer, generate
 from ..objectives import Batch
-from ..checkpoint import check_fresh, load_model
+from ..checkpoint import check_fresh, claim, load_model
 from ..trainer import TrainConfig, fit, pick_device
 from . import longtext
 
@@ -60,8 +60,10 @@ def train_length(out_dir, *, train_len: int = TRAIN_LEN, train_cfg: TrainConfig 
 
     meta = {"task": "length", "train_len": train_len, "text": asdict(text_cfg)}
     t0 = time.perf_counter()
-    fit(model, make_batch, train_cfg, out_dir, device=device, meta=meta, resume=resume,
-        progress=progress)
+    with claim(out_dir):
+        check_fresh(out_dir, resume)  # again: another process may have finished a run there
+        fit(model, make_batch, train_cfg, out_dir, device=device, meta=meta, resume=resume,
+            progress=progress)
     return time.perf_counter() - t0
 
 

@@ -20,6 +20,8 @@ from ..objectives import Objective
 from ..tokenizer import PAD
 
 CONTAINS_SLACK = 8  # tokens decoded past the answer's length, for accuracy_contains
+TITLES = {"accuracy": "accuracy (%)", "accuracy_contains": "contains (%)",
+          "logprob_margin": "log-prob margin"}
 
 
 @torch.no_grad()
@@ -131,6 +133,26 @@ def answer_asymmetry(model, data, objective: Objective, device="cpu", templates:
             "w_reverse": (out["N2D-reverse"] + out["D2N-reverse"]) / 2, "per_test": out}
 
 
+DIRECTIONS = {"N2D": "trained name first, asked name first",
+              "D2N": "trained description first, asked description first",
+              "N2D-reverse": "trained name first only, asked description first: the curse",
+              "D2N-reverse": "trained description first only, asked name first: the curse",
+              "Both": "trained both ways"}
+
+
+def known_answer(data, text: str):
+    """(test, right answer) of the first test question whose prompt is `text`, or None."""
+    try:
+        ids = data.tokenizer.encode(text)
+    except ValueError:
+        return None
+    for test, items in data.tests.items():
+        for it in items:
+            if it.prompt[1:] == ids:  # the prompt without its [BOS]
+                return test, data.tokenizer.decode(it.target)
+    return None
+
+
 def table(results: list, key: str = "accuracy") -> str:
     """Rows per objective (mean ± std over seeds where there are several), columns per test.
     Accuracy is shown in percent, the margin in nats; a value never measured (None) as '—'."""
@@ -138,9 +160,8 @@ def table(results: list, key: str = "accuracy") -> str:
     for r in results:
         by_objective[r["objective"]].append(r)
     tests = list(results[0][key])
-    scale = 100 if key == "accuracy" else 1
-    lines = [f"{key} ({'%' if key == 'accuracy' else 'nats'})".ljust(20)
-             + "".join(t.rjust(16) for t in tests) + "   seeds"]
+    scale = 1 if key == "logprob_margin" else 100
+    lines = [TITLES[key].ljust(20) + "".join(t.rjust(16) for t in tests) + "   seeds"]
     for objective, runs in by_objective.items():
         cells = []
         for t in tests:

@@ -15,7 +15,7 @@ import torch
 
 from .. import objectives
 from ..model import ModelConfig, Transformer
-from ..checkpoint import check_fresh, load_model
+from ..checkpoint import check_fresh, claim, load_model
 from ..trainer import TrainConfig, fit, pick_device
 from . import facts
 from .evaluate import reversal_scores
@@ -62,11 +62,17 @@ def train_reversal(objective: str, out_dir, *, train_cfg: TrainConfig = TrainCon
 
     meta = {"task": "reversal", "objective": objective, **source, "vocab": data.tokenizer.words}
     t0 = time.perf_counter()
-    fit(model, make_batch, train_cfg, out_dir, device=device, meta=meta, resume=resume,
-        progress=progress)
-    results = score(model, data, objective, train_cfg, device)
-    results["seconds"] = round(time.perf_counter() - t0, 1)  # this invocation: training + scoring
-    Path(out_dir, "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    with claim(out_dir):
+        check_fresh(out_dir, resume)  # again: another process may have finished a run there
+        fit(model, make_batch, train_cfg, out_dir, device=device, meta=meta, resume=resume,
+            progress=progress)
+        if progress:
+            n = sum(len(items) for items in data.tests.values())
+            print(f"scoring {n} test questions (greedy answers and log-prob margins)...",
+                  flush=True)
+        results = score(model, data, objective, train_cfg, device)
+        results["seconds"] = round(time.perf_counter() - t0, 1)  # this call: training + scoring
+        Path(out_dir, "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
 
 

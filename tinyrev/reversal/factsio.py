@@ -34,6 +34,9 @@ def _read_lines(path: Path) -> list:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path} line {n} is not valid JSON ({e.msg})") from None
+        except RecursionError:
+            raise ValueError(f"{path} line {n} nests too deeply to be a prompt/completion "
+                             "line") from None
         if not isinstance(obj, dict):
             raise ValueError(f'{path} line {n} is a JSON {type(obj).__name__}, not an object '
                              'like {"prompt": "...", "completion": "..."}')
@@ -68,10 +71,11 @@ def read(folder) -> dict:
     for name in TEST_FILES.values():
         if not lines[name]:
             raise ValueError(f"{folder / name}.jsonl holds no lines; every test needs at least one")
+    for name in REQUIRED:
         for n, _, completion in lines[name]:
             if not re.search(r"\w", completion):
                 raise ValueError(f"{folder / name}.jsonl line {n}: the completion {completion!r} "
-                                 "holds no word, so there is no answer to test")
+                                 "holds no word; every fact needs an answer")
 
     no_twin = []
     for test, name in TEST_FILES.items():

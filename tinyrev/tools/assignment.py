@@ -128,6 +128,9 @@ def main(argv=None):
         counts = write_assignment(args.out, only=args.lessons)
     except ValueError as e:
         p.error(str(e))
+    except OSError as e:  # a folder that cannot be written, a full disk
+        p.error(f"cannot write the student version to {args.out} ({e.strerror or e}: "
+                f"{e.filename})")
     print(f"wrote the student version to {args.out}: "
           + ", ".join(f"lesson {k}: {n} regions" for k, n in counts.items()))
 

@@ -13,13 +13,13 @@ parameter that multiplies (every weight except the embedding lookup) for forward
 plus 12 * layers * T * d for the attention scores and their weighted sums.
 """
 
-import argparse
 import json
 import statistics
 import time
 
 import torch
 
+from .. import cli
 from ..attention import Pattern
 from ..model import KVCache, ModelConfig, Transformer, generate
 from ..objectives import Batch
@@ -128,13 +128,14 @@ def decode(device, n_tokens: int = 16384, n_global: int = 4, n_local: int = 64,
 
 
 def main():
-    p = argparse.ArgumentParser(prog="python -m tinyrev.tools.bench",
-                                description=__doc__.splitlines()[0])
+    p = cli.Parser(prog="python -m tinyrev.tools.bench", description=__doc__.splitlines()[0])
     p.add_argument("--device", help="cpu, cuda or mps (default: the best one present)")
-    p.add_argument("--rounds", type=int, default=7, help="alternating rounds (medians reported)")
-    p.add_argument("--decode-to", type=int, default=16384, metavar="N",
+    p.add_argument("--rounds", type=cli.positive_int, default=7,
+                   help="alternating rounds (medians reported)")
+    p.add_argument("--decode-to", type=cli.positive_int, default=16384, metavar="N",
                    help="decoding benchmark length, a power of two >= 1024 (default: 16384)")
-    p.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    p.add_argument("--json", metavar="PATH", type=cli.output_file,
+                   help="also write the figures as JSON")
     args = p.parse_args()
     if args.decode_to < 1024 or args.decode_to & (args.decode_to - 1):
         p.error(f"--decode-to must be a power of two >= 1024; got {args.decode_to}")
@@ -161,4 +162,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, "python -m tinyrev.tools.bench")

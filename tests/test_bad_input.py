@@ -1,0 +1,165 @@
+"""Nothing lost, no traceback: the bad inputs and faults a hostile-but-realistic user tries.
+
+Each case asserts exit code 2, one line on stderr naming the value, no traceback, and that what
+was saved before is still there. Tools: graded by no lesson. Every case fails before training
+starts, or trains a single step, so the file runs in well under a minute.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from test_cli import ROOT, assert_one_line_error, run
+from tinyrev.checkpoint import CHECKPOINT, claim, load_checkpoint, save_checkpoint
+from tinyrev.model import ModelConfig, Transformer
+
+pytestmark = pytest.mark.tools
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """A run directory holding a real (untrained) checkpoint, made without training."""
+    out = tmp_path / "run"
+    model = Transformer(ModelConfig(vocab_size=20, dim=16, n_layers=1, n_heads=2))
+    save_checkpoint(out / CHECKPOINT, {
+        "model": model.state_dict(), "optimizer": {}, "step": 1,
+        "model_config": {"vocab_size": 20, "dim": 16, "n_layers": 1, "n_heads": 2,
+                         "hidden_dim": model.cfg.hidden_dim, "rope_base": 10000.0,
+                         "span_positions": 0, "norm_eps": 1e-5},
+        "train_config": {"steps": 1}, "rng": torch.Generator().get_state(),
+        "meta": {"task": "length", "train_len": 8, "text": {}}})
+    return out
+
+
+def test_eval_never_writes_json_over_a_checkpoint(run_dir):
+    before = (run_dir / CHECKPOINT).read_bytes()
+    for target in (run_dir / CHECKPOINT, run_dir / "results.json"):
+        assert_one_line_error(*run("eval.py", str(run_dir), "--json", str(target))[::2],
+                              "is a file of the run", "would replace it")
+    assert (run_dir / CHECKPOINT).read_bytes() == before
+
+
+@pytest.mark.parametrize("where, words", [
+    ("missing/out.json", ["the folder", "does not exist"]),
+    (".", ["is a folder"]),
+])
+def test_eval_checks_its_json_path_before_any_work(tmp_path, where, words):
+    code, _, err = run("eval.py", "no/such/run", "--json", str(tmp_path / where))
+    assert_one_line_error(code, err, "--json", *words)  # refused before the run is even looked for
+
+
+def test_a_second_process_cannot_train_into_a_claimed_directory(tmp_path):
+    out = tmp_path / "busy"
+    with claim(out):  # this test process holds it, as a first train.py would
+        code, _, err = run("train.py", "--steps", "1", "--out", str(out), "--quiet")
+        assert_one_line_error(code, err, "is being trained into by another process",
+                              f"pid {os.getpid()}")
+    assert not (out / CHECKPOINT).exists()
+
+
+def test_a_claim_left_by_a_killed_process_is_taken_over(tmp_path):
+    out = tmp_path / "stale"
+    out.mkdir()
+    (out / "train.pid").write_text("999999999")  # no such process
+    with claim(out):
+        assert (out / "train.pid").read_text() == str(os.getpid())
+    assert not (out / "train.pid").exists()
+
+
+def test_a_table_is_never_replaced(tmp_path):
+    (tmp_path / "table.json").write_text("[]")
+    code, _, err = run("train.py", "--seed", "0", "1", "--steps", "1", "--out", str(tmp_path))
+    assert_one_line_error(code, err, "table.json already holds a table")
+    assert (tmp_path / "table.json").read_text() == "[]"
+
+
+def test_out_that_is_a_file_fails_before_training(tmp_path):
+    (tmp_path / "f").write_text("x")
+    code, _, err = run("train.py", "--steps", "1", "--out", str(tmp_path / "f"), "--quiet")
+    assert_one_line_error(code, err, "cannot train into", str(tmp_path / "f"))
+
+
+def test_a_failed_checkpoint_write_keeps_the_old_one_and_leaves_no_temporary_file(tmp_path,
+                                                                                  monkeypatch):
+    path = tmp_path / CHECKPOINT
+    save_checkpoint(path, {"x": torch.ones(2)})
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(ValueError, match="No space left on device.*as it was before is kept"):
+        save_checkpoint(path, {"x": torch.zeros(2)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT]
+    assert torch.load(path)["x"].tolist() == [1.0, 1.0]
+
+
+def test_a_checkpoint_from_another_version_is_named(run_dir):
+    ckpt = load_checkpoint(run_dir)
+    ckpt["model_config"]["sliding_window"] = 8  # a key a newer tinyrev might add
+    torch.save(ckpt, run_dir / CHECKPOINT)
+    code, _, err = run("eval.py", "--task", "length", str(run_dir))
+    assert_one_line_error(code, err, "['sliding_window']", "another version")
+
+
+def test_a_checkpoint_with_meta_of_the_wrong_type_is_named(run_dir):
+    ckpt = load_checkpoint(run_dir)
+    ckpt["meta"] = ["not", "a", "dict"]
+    torch.save(ckpt, run_dir / CHECKPOINT)
+    code, _, err = run("eval.py", str(run_dir))
+    assert_one_line_error(code, err, "'meta' is a list, not a dict")
+
+
+def test_a_deeply_nested_facts_line_is_one_line(tmp_path):
+    from tinyrev.reversal import factsio
+    from tinyrev.reversal.facts import FactsConfig, generate_records
+    folder = tmp_path / "facts"
+    factsio.write(generate_records(FactsConfig(n_per_subset=2, n_train_templates=2,
+                                               n_test_templates=1)), folder)
+    (folder / "p2d_prompts_train.jsonl").write_text("[" * 100_000 + "\n")
+    code, _, err = run("-m", "tinyrev.reversal.factsio", str(folder))
+    assert_one_line_error(code, err, "line 1 nests too deeply")
+
+
+def test_an_empty_completion_in_a_training_file_is_refused(tmp_path):
+    from tinyrev.reversal import factsio
+    from tinyrev.reversal.facts import FactsConfig, generate_records
+    records = generate_records(FactsConfig(n_per_subset=2, n_train_templates=2,
+                                           n_test_templates=1))
+    records["d2p_prompts_train"][0] = ("someone was once", " ")
+    factsio.write(records, tmp_path / "facts")
+    code, _, err = run("-m", "tinyrev.reversal.factsio", str(tmp_path / "facts"))
+    assert_one_line_error(code, err, "d2p_prompts_train.jsonl line 1", "holds no word")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["train.py", "--lr", "inf"], ["lr must be a finite number > 0", "inf"]),
+    (["train.py", "--seed", str(2 ** 64)], ["--seed", "[0, 2**63)"]),
+    (["train.py", "--resume", "x", "--out", "y"], ["--resume", "drop --out"]),
+    (["train.py", "--resume", ""], ["--resume", "must not be empty"]),
+    (["train.py", "--facts", ""], ["--facts", "must not be empty"]),
+    (["train.py", "--write-facts", ""], ["--write-facts", "must not be empty"]),
+    (["-m", "tinyrev.tools.bench", "--rounds", "0"], ["--rounds", "positive integer"]),
+    (["-m", "tinyrev.tools.bench", "--device", "tpu"], ["unknown device 'tpu'"]),
+    (["-m", "tinyrev.tools.bench", "--json", "no/such/dir/b.json"], ["does not exist"]),
+])
+def test_unclear_inputs_each_get_their_line(args, words):
+    assert_one_line_error(*run(*args)[::2], *words)
+
+
+def test_eval_refuses_the_same_run_twice(run_dir):
+    code, _, err = run("eval.py", "--task", "length", str(run_dir), str(run_dir / "."))
+    assert_one_line_error(code, err, "is given twice")
+
+
+def test_an_unexpected_error_is_one_line_with_a_way_to_see_more():
+    code = ("import sys; from tinyrev import cli; sys.argv = ['x'] + sys.argv[1:]; "
+            "cli.run(lambda: {}['missing'], 'x')")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert_one_line_error(p.returncode, p.stderr, "unexpected KeyError", "--debug")
+    p = subprocess.run([sys.executable, "-c", code, "--debug"], cwd=ROOT, capture_output=True,
+                       text=True)
+    assert "Traceback" in p.stderr and p.returncode == 1
+
