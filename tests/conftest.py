@@ -1,7 +1,8 @@
 """Grading by pytest: `pytest --grade` prints, per lesson, tests passed / total and points;
 `--grade-json=PATH` writes the same, test by test, for an autograder.
 
-Covers: the two options; the summary, one point per test (each checks one claim of its lesson);
+Covers: the two options; a failure caused by an unwritten solution region shown as one line;
+the summary, one point per test (each checks one claim of its lesson);
 each test's outcome with the lesson whose NotImplementedError stopped it (so that a student
 version can be checked: .ci/check_assignment.py) and the lessons it also `needs`; leaving tests
 marked `tools` out of every lesson; refusing a -m expression that names a lesson pytest does not
@@ -67,6 +68,17 @@ def pytest_collection_modifyitems(config, items):
     if tools:
         config.hook.pytest_deselected(items=tools)
         items[:] = [item for item in items if not item.get_closest_marker("tools")]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test stopped by an unwritten solution region fails in one line that names the region and
+    its lesson, instead of a page of traceback; every other failure keeps its traceback."""
+    report = (yield).get_result()
+    error = call.excinfo.value if call.excinfo else None
+    if report.failed and isinstance(error, NotImplementedError) and STUB.match(
+            f"NotImplementedError: {error}"):
+        report.longrepr = f"NotImplementedError: {error} (unwritten)"
 
 
 class Grader:

@@ -132,3 +132,15 @@ def test_unknown_lesson_on_the_pytest_command_line_is_refused():
                        capture_output=True, text=True)
     out = p.stdout + p.stderr
     assert p.returncode != 0 and "unknown lesson marker 'lesson09'" in out and "Traceback" not in out
+
+
+def test_an_unwritten_region_fails_in_one_line(tmp_path):
+    """In the student version, each test stopped by an unwritten region prints one line naming
+    it; a real failure (here none) would keep its traceback."""
+    write_assignment(tmp_path / "student", only=["01"])
+    p = subprocess.run([sys.executable, "-m", "pytest", "-m", "lesson01", "-p", "no:cacheprovider",
+                        "-q"], cwd=tmp_path / "student", capture_output=True, text=True)
+    unwritten = [line for line in p.stdout.splitlines() if line.endswith("(unwritten)")]
+    assert p.returncode == 1 and len(unwritten) == 13, p.stdout[-2000:]
+    assert all(line.startswith("NotImplementedError: Lesson 01: ") for line in unwritten)
+    assert "Traceback" not in p.stdout and len(p.stdout.splitlines()) < 60

@@ -226,7 +226,13 @@ class Transformer(nn.Module):
 
 def sample_next(logits, temperature: float = 0.0, top_k: int | None = None,
                 top_p: float | None = None, generator=None):
-    """Pick one token per row of `logits` (B, V): greedy at temperature 0, else sampled."""
+    """Pick one token per row of `logits` (B, V): greedy at temperature 0, else sampled.
+
+    Sampling divides the logits by `temperature`, keeps the `top_k` largest (ties with the k-th
+    kept), then the nucleus: sorted by probability, a token is kept while the mass of the tokens
+    before it is below `top_p` (so the most likely token is always kept), and one token is drawn
+    from what is left, renormalised, with `generator`.
+    """
     if temperature == 0:
         return logits.argmax(-1)
     if temperature < 0 or (top_k is not None and top_k < 1) or \

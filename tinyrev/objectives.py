@@ -139,7 +139,8 @@ def bico(examples, gen, ratio: float = 0.15, entity_prob: float = 0.0) -> Batch:
     """BICO: half the steps plain NTP; the other half autoregressive mask denoising, bidirectional.
 
     Denoising: each word is replaced by a placeholder ([MASK]) with probability `ratio`, and at
-    least one word per row is, so that no row is without a target; placeholders are hidden from
+    least one word per row is (the word whose noise draw is smallest), so that no row is without
+    a target; [BOS], [EOS] and padding are never masked; placeholders are hidden from
     every query (key_mask), and output i predicts the original token at input i + 1 when that
     token was masked: NTP's shift, so the same head serves both.
     entity_prob > 0 (tinyrev's variant, lesson 03): on top of that, with this probability a row

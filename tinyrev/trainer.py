@@ -66,7 +66,14 @@ def autocast(device: torch.device):
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up over `warmup` steps, then cosine from lr down to min_lr at the last step."""
+    """Linear warm-up over `warmup` steps, then cosine from lr down to min_lr.
+
+    Steps count from 0. Warm-up: lr * (step + 1) / warmup, so step 0 already moves the weights
+    and step warmup - 1 reaches lr. Then the cosine: progress = (step - warmup) / (steps -
+    warmup), lr_at = min_lr + (lr - min_lr) * (1 + cos(pi * progress)) / 2, progress capped at 1,
+    so it reaches min_lr at step == steps. Example: lr 1e-3, min_lr 1e-4, warmup 10, steps 100
+    gives 1e-4 at step 0, 1e-3 at step 9, 5.5e-4 at step 55 and 1e-4 at step 100.
+    """
     # BEGIN SOLUTION lesson03: the learning rate at `step`, warm-up then cosine
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
