@@ -136,6 +136,9 @@ def test_an_empty_completion_in_a_training_file_is_refused(tmp_path):
 
 @pytest.mark.parametrize("args, words", [
     (["train.py", "--lr", "inf"], ["lr must be a finite number > 0", "inf"]),
+    (["train.py", "--batch-size", "1000000"], ["over the 262144 a batch may hold",
+                                               "lower --batch-size"]),
+    (["train.py", "--task", "length", "--batch-size", "100000"], ["lower --batch-size"]),
     (["train.py", "--seed", str(2 ** 64)], ["--seed", "[0, 2**63)"]),
     (["train.py", "--resume", "x", "--out", "y"], ["--resume", "drop --out"]),
     (["train.py", "--resume", ""], ["--resume", "must not be empty"]),
@@ -163,3 +166,15 @@ def test_an_unexpected_error_is_one_line_with_a_way_to_see_more():
                        text=True)
     assert "Traceback" in p.stderr and p.returncode == 1
 
+
+
+def test_a_sentence_too_long_for_a_fact_is_refused_before_training(tmp_path):
+    from tinyrev.reversal import factsio
+    from tinyrev.reversal.facts import FactsConfig, generate_records
+    records = generate_records(FactsConfig(n_per_subset=2, n_train_templates=2,
+                                           n_test_templates=1))
+    records["p2d_prompts_train"][0] = ("word " * 2000, " the end .")
+    factsio.write(records, tmp_path / "facts")
+    code, _, err = run("train.py", "--facts", str(tmp_path / "facts"), "--out", str(tmp_path / "r"))
+    assert_one_line_error(code, err, "a training sentence of 2005 tokens", "1024")
+    assert not (tmp_path / "r").exists()

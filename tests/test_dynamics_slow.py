@@ -13,8 +13,10 @@ from tinyrev.dynamics.experiment import run
 pytestmark = pytest.mark.slow
 
 
-def test_the_lesson_figures():
+def test_the_lesson_figures(request):
     """The whole of `python eval.py --task dynamics`: about a minute on a 2-core CPU."""
+    request.config.pluginmanager.get_plugin("terminalreporter").write_line(
+        "training the bilinear model and three small decoders on the symbolic tasks...")
     r = run()
     b, log_M = r["bilinear"], r["bilinear"]["log_M"]
     assert b["train_loss"] < 0.01 and abs(b["reverse_loss"] - log_M) < 0.05 * log_M

@@ -15,8 +15,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory):
+def result(tmp_path_factory, request):
     out = tmp_path_factory.mktemp("slow") / "length"
+    request.config.pluginmanager.get_plugin("terminalreporter").write_line(
+        "training the length model, 500 steps at L = 64, then reading 64 texts of 16 L...")
     train_length(out, train_len=64, train_cfg=TrainConfig(steps=500, batch_size=32), device="cpu",
                  progress=False)
     model, L, text = load_length_run(out)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..attention import Pattern
-from ..checks import check_int
+from ..checks import check_batch, check_int
 from ..model import ModelConfig, Transformer, generate
 from ..objectives import Batch
 from ..checkpoint import check_fresh, claim, load_model
@@ -48,6 +48,7 @@ def train_length(out_dir, *, train_len: int = TRAIN_LEN, train_cfg: TrainConfig 
                  resume: dict | None = None, progress: bool = True) -> float:
     """Train a causal model on documents of `train_len` tokens; return the seconds it took."""
     check_int("the training length", train_len, 2)
+    check_batch(train_cfg.batch_size, train_len)
     check_fresh(out_dir, resume)
     device = pick_device(device) if not isinstance(device, torch.device) else device
     torch.manual_seed(train_cfg.seed)

@@ -14,8 +14,9 @@ from pathlib import Path
 import torch
 
 from .. import objectives
-from ..model import ModelConfig, Transformer
 from ..checkpoint import check_fresh, claim, load_model
+from ..checks import MAX_SENTENCE, check_batch
+from ..model import ModelConfig, Transformer
 from ..trainer import TrainConfig, fit, pick_device
 from . import facts
 from .evaluate import reversal_scores
@@ -47,6 +48,11 @@ def train_reversal(objective: str, out_dir, *, train_cfg: TrainConfig = TrainCon
         raise ValueError(f"--objective {objective} masks whole entities, but no training sentence "
                          "holds one: an entity is a test answer (name or description) found word "
                          "for word in a training sentence")
+    longest_sentence = max(len(e.ids) for e in data.train)
+    if longest_sentence > MAX_SENTENCE:
+        raise ValueError(f"a training sentence of {longest_sentence} tokens is longer than the "
+                         f"{MAX_SENTENCE} a fact may take (lesson 04's task is for long texts)")
+    check_batch(train_cfg.batch_size, longest_sentence)
     longest = max(len(it.target) for items in data.tests.values() for it in items)
     span = make.span_positions
     if span and longest + 2 > span:  # offsets 0 and [START]'s take two
