@@ -2,7 +2,7 @@
 
 Trains NTP and bico-entity with train.py's default configuration and seed 0, then checks the
 curse (NTP: same direction learned, reverse at about zero) and its relief (bico-entity: each
-reverse test at least 25 points above NTP, the trained direction still learned). On CPU the
+reverse test at least 20 points above NTP, the trained direction still learned). On CPU the
 numbers are exactly reproducible for one torch build and thread count; the margins below leave
 room for other builds. Published BICO's smaller relief is measured over 5 seeds in the README.
 """
@@ -35,5 +35,5 @@ def test_ntp_learns_the_facts_but_not_their_reverse(results):
 def test_bico_entity_relieves_the_curse_when_decoded_causally(results):
     ntp, ours = results["ntp"]["accuracy"], results["bico-entity"]["accuracy"]
     for test in ("N2D-reverse", "D2N-reverse"):
-        assert ours[test] - ntp[test] >= 0.25, (test, ntp, ours)
+        assert ours[test] - ntp[test] >= 0.2, (test, ntp, ours)
     assert ours["N2D"] >= 0.9 and ours["D2N"] >= 0.9, ours  # and it still learns the facts
