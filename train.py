@@ -16,10 +16,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from tinyrev import cli
-from tinyrev.checkpoint import check_fresh
+from tinyrev.checkpoint import check_fresh, load_checkpoint
 from tinyrev.length.experiment import LENGTH_TRAINING, TRAIN_LEN, train_length
 from tinyrev.length.longtext import LongTextConfig
 from tinyrev.objectives import OBJECTIVES
@@ -27,8 +25,9 @@ from tinyrev.reversal import factsio
 from tinyrev.reversal.evaluate import table
 from tinyrev.reversal.experiment import train_reversal
 from tinyrev.reversal.facts import FactsConfig, generate_records
-from tinyrev.checkpoint import load_checkpoint
 from tinyrev.trainer import TrainConfig
+
+import torch  # noqa: E402  (after tinyrev, whose import quiets torch's warning about NumPy)
 
 
 def parse():
