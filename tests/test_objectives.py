@@ -136,7 +136,6 @@ def test_entity_prob_zero_builds_exactly_published_bico(data):
         assert a.pattern.name == b.pattern.name
 
 
-@pytest.mark.needs("01", "02")
 def test_entity_placeholders_stay_invisible_to_every_query(data):
     g = gen(2)
     b = next(x for x in (O.get("bico-entity")(data.train[:8], g) for _ in range(20))
