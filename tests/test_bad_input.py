@@ -6,6 +6,7 @@ starts, or trains a single step, so the file runs in well under a minute.
 """
 
 import os
+import runpy
 import subprocess
 import sys
 
@@ -148,8 +149,17 @@ def test_an_empty_completion_in_a_training_file_is_refused(tmp_path):
     (["-m", "tinyrev.tools.bench", "--device", "tpu"], ["unknown device 'tpu'"]),
     (["-m", "tinyrev.tools.bench", "--json", "no/such/dir/b.json"], ["does not exist"]),
 ])
-def test_unclear_inputs_each_get_their_line(args, words):
-    assert_one_line_error(*run(*args)[::2], *words)
+def test_unclear_inputs_each_get_their_line(args, words, capsys, monkeypatch):
+    """Run in this process (each is refused before any work): a new Python for each would spend
+    seconds importing torch to print one line."""
+    module = args[1] if args[0] == "-m" else None
+    monkeypatch.setattr(sys, "argv", [module, *args[2:]] if module else list(args))
+    with pytest.raises(SystemExit) as exit_:
+        if module:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        else:
+            runpy.run_path(str(ROOT / args[0]), run_name="__main__")
+    assert_one_line_error(exit_.value.code, capsys.readouterr().err, *words)
 
 
 def test_eval_refuses_the_same_run_twice(run_dir):

@@ -101,15 +101,27 @@ def test_prompt_completion_and_unknown_words(run_dir):
     assert_one_line_error(code, err, "'zorblax' is not in the vocabulary")
 
 
+def tiny_facts(tmp_path) -> str:
+    """A facts folder of 6 people: scoring it takes a moment, where the default facts take
+    seconds per run."""
+    from tinyrev.reversal import factsio
+    from tinyrev.reversal.facts import FactsConfig, generate_records
+    folder = tmp_path / "tiny-facts"
+    factsio.write(generate_records(FactsConfig(n_per_subset=2, n_train_templates=3,
+                                               n_test_templates=1)), folder)
+    return str(folder)
+
+
 def test_parallel_runs_give_the_numbers_of_sequential_ones(tmp_path):
     """--jobs 2 trains in two processes with one thread each; --jobs 1 --threads 1 trains the
     same runs one after another: every accuracy and margin must be the same, run by run."""
+    facts = tiny_facts(tmp_path)
     tables = {}
     for jobs in ("1", "2"):
         out = tmp_path / f"jobs{jobs}"
         code, stdout, err = run("train.py", "--objective", "ntp", "bico", "--steps", "3",
-                                "--batch-size", "8", "--out", str(out), "--quiet",
-                                "--jobs", jobs, "--threads", "1")
+                                "--batch-size", "8", "--out", str(out), "--quiet", "--facts",
+                                facts, "--jobs", jobs, "--threads", "1")
         assert code == 0, err
         tables[jobs] = json.loads((out / "table.json").read_text())
     strip = lambda t: [(r["objective"], r["seed"], r["accuracy"], r["logprob_margin"]) for r in t]
@@ -123,7 +135,8 @@ def test_a_failed_parallel_run_is_named_and_the_others_finish(tmp_path):
     out.mkdir()
     (out / "bico-s0").write_text("not a directory")
     code, stdout, err = run("train.py", "--objective", "ntp", "bico", "--steps", "3",
-                            "--batch-size", "8", "--out", str(out), "--quiet", "--jobs", "2")
+                            "--batch-size", "8", "--out", str(out), "--quiet", "--jobs", "2",
+                            "--facts", tiny_facts(tmp_path))
     assert code == 2 and "Traceback" not in err, err
     assert (out / "ntp-s0" / "results.json").exists()
     assert "bico-s0" in err and "1 of 2 runs failed" in err
