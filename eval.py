@@ -70,8 +70,8 @@ def main():
     if not args.runs:
         raise ValueError(f"--task {args.task} needs at least one RUN_DIR, a directory written by "
                          "train.py (only --task dynamics runs without one)")
-    twice = [run for run in args.runs
-             if [Path(r).resolve() for r in args.runs].count(Path(run).resolve()) > 1]
+    resolved = [Path(run).resolve() for run in args.runs]
+    twice = [run for run, path in zip(args.runs, resolved) if resolved.count(path) > 1]
     if twice:
         raise ValueError(f"{twice[0]} is given twice; runs of one objective are averaged as seeds, "
                          "so each run may be named once")

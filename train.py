@@ -50,10 +50,11 @@ def parse():
     source = p.add_mutually_exclusive_group()
     source.add_argument("--resume", metavar="RUN_DIR", type=cli.nonempty,
                         help="continue the run saved in RUN_DIR")
-    source.add_argument("--facts", metavar="DIR", type=cli.nonempty, help="train and test on the facts in DIR, in "
-                        "Berglund et al.'s experiment-1 format (default: generated facts)")
-    source.add_argument("--write-facts", metavar="DIR", type=cli.nonempty, help="write the generated facts to DIR "
-                        "in that format, then stop")
+    source.add_argument("--facts", metavar="DIR", type=cli.nonempty,
+                        help="train and test on the facts in DIR, in Berglund et al.'s "
+                        "experiment-1 format (default: generated facts)")
+    source.add_argument("--write-facts", metavar="DIR", type=cli.nonempty,
+                        help="write the generated facts to DIR in that format, then stop")
     p.add_argument("--jobs", type=cli.positive_int, default=1, help="reversal runs trained at "
                    "once, each in its own process with one thread (default: 1)")
     p.add_argument("--threads", type=cli.positive_int, help="torch threads per run (default: "
@@ -107,8 +108,7 @@ def reversal(args, given):
     objectives = list(OBJECTIVES) if "all" in asked else list(dict.fromkeys(asked))
     seeds = list(dict.fromkeys(args.seed or [0]))
     many = len(objectives) * len(seeds) > 1
-    if args.facts:
-        factsio.read(args.facts)  # a bad folder is refused once, before any run starts
+    facts_files = factsio.read(args.facts) if args.facts else None  # read once, for every run
     if many and args.out and Path(args.out, "table.json").exists():
         raise ValueError(f"{Path(args.out, 'table.json')} already holds a table; give another "
                          "--out (nothing was overwritten)")
@@ -119,10 +119,8 @@ def reversal(args, given):
                 else Path(args.out)
             check_fresh(out, None)  # every run directory is checked before the first trains
             runs.append((objective, seed, str(out)))
-    settings = (given, args.facts, args.device, args.threads)
+    settings = (given, facts_files, args.device, args.threads)
     if args.jobs == 1:
-        if args.threads:
-            torch.set_num_threads(args.threads)
         results = []
         for objective, seed, out in runs:
             print(f"== {objective}-s{seed} -> {out}")
@@ -133,12 +131,11 @@ def reversal(args, given):
 
 def train_one(objective, seed, out, settings, progress=False):
     """One reversal run; at module level so that a worker process can be handed it."""
-    given, facts, device, threads = settings
+    given, facts_files, device, threads = settings
     if threads:
         torch.set_num_threads(threads)
     return train_reversal(objective, out, train_cfg=TrainConfig(**given, seed=seed),
-                          facts_files=factsio.read(facts) if facts else None, device=device,
-                          progress=progress)
+                          facts_files=facts_files, device=device, progress=progress)
 
 
 def report(r):
@@ -150,8 +147,8 @@ def report(r):
 def parallel(runs, settings, jobs):
     """The runs in `jobs` processes, one thread each unless --threads says otherwise; a line per
     run as it finishes; a failed run is named, the others finish."""
-    given, facts, device, threads = settings
-    settings = (given, facts, device, threads or 1)
+    given, facts_files, device, threads = settings
+    settings = (given, facts_files, device, threads or 1)
     results, failed = {}, []
     print(f"training {len(runs)} runs, {jobs} at a time, {threads or 1} thread(s) each")
     context = multiprocessing.get_context("spawn")  # a fork of a process running torch can hang

@@ -169,3 +169,9 @@ def test_same_generator_same_batches(data):
 def test_unknown_objective_is_named():
     with pytest.raises(ValueError, match="unknown objective 'nope'; choose one of ntp, prefix"):
         O.get("nope")
+
+
+@pytest.mark.tools
+def test_an_objective_with_an_unknown_query_form_is_refused():
+    with pytest.raises(ValueError, match="form 'sideways' is not one of"):
+        O.Objective("x", O.ntp, "sideways")

@@ -97,7 +97,10 @@ def claim(out_dir):
                     if _alive(holder):
                         raise ValueError(f"{out} is being trained into by another process (pid "
                                          f"{holder}); wait for it, or give another --out") from None
-                    mine.unlink(missing_ok=True)
+                    mine.unlink(missing_ok=True)  # its process is gone: take the claim over
+            else:  # another process took it over first
+                raise ValueError(f"{out} is being trained into by another process; wait for it, "
+                                 "or give another --out")
         finally:
             tmp.unlink(missing_ok=True)
     except OSError as e:
@@ -114,8 +117,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # it exists, under another user
+        pass
     return True
 
 

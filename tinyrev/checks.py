@@ -1,9 +1,10 @@
-"""One check for the integers every config and function takes, with one form of message.
+"""Checks every config shares: one for integers, one for the memory a batch may take.
 
 Covers: `check_int`, which refuses a bool, a float or a number below the least allowed value,
 naming the value and what is allowed; `check_batch`, the memory a batch may take, checked before
-training rather than met as an allocation error during it. Leaves out: everything else a config validates (ranges of
-floats, relations between fields), which each config says in its own words.
+training rather than met as an allocation error during it.
+Leaves out: everything else a config validates (ranges of floats, relations between fields),
+which each config says in its own words.
 """
 
 

@@ -24,6 +24,7 @@ from .tokenizer import BOS, END, EOS, MASK, PAD, START
 
 IGNORE = -100  # cross_entropy's ignore_index
 SPAN_POSITIONS = 64  # ABI's learned span offsets: more than any sentence here is long
+FORMS = ("causal", "prefix", "infill")  # how a trained model is asked a question
 
 
 @dataclass
@@ -210,6 +211,10 @@ class Objective:
     make_batch: Callable      # (examples, torch.Generator) -> Batch
     form: str = "causal"
     needs_entities: bool = False  # without entity spans in the data it would be another objective
+
+    def __post_init__(self):
+        if self.form not in FORMS:
+            raise ValueError(f"objective {self.name!r}: form {self.form!r} is not one of {FORMS}")
 
     def __call__(self, examples, gen) -> Batch:
         return self.make_batch(examples, gen)
