@@ -210,3 +210,13 @@ def test_cached_queries_match_full_attention(qkv):
                           ("lambda", {"n_global": 1, "n_local": 3})]:
         full = attention(q, k, v, pos, pattern, **opts)
         torch.testing.assert_close(attention(q[..., 5:, :], k, v, pos, pattern, **opts), full[..., 5:, :])
+
+
+@pytest.mark.tools
+def test_the_bico_row_hides_the_placeholder_and_mirrors_distances():
+    from tinyrev.tools.masks import bico_row
+    rows = {line[:16].strip(): line[16:].split() for line in bico_row(6, 2, 4).splitlines()[1:]}
+    assert rows["visible"] == ["■"] * 4 + ["·", "■"]
+    assert rows["offset j - i"] == ["-2", "-1", "0", "+1", "·", "+3"]
+    assert rows["RoPE distance"] == ["2", "1", "0", "1", "·", "3"]
+    assert rows["rotation"] == ["fwd"] * 3 + ["rev", "·", "rev"]
