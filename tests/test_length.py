@@ -9,8 +9,8 @@ import torch
 
 from tinyrev.length import longtext
 from tinyrev.attention import lambda_scores
-from tinyrev.length.experiment import (buckets, evaluate_length, load_length_run, modes, nll_by_position,
-                            train_length)
+from tinyrev.length.experiment import (buckets, evaluate_length, first_token_attention,
+                                       load_length_run, modes, nll_by_position, train_length)
 from tinyrev.attention import Pattern
 from tinyrev.rope import apply_rope
 from tinyrev.model import KVCache, ModelConfig, Transformer, generate
@@ -30,25 +30,46 @@ def texts(n, length, seed=0):
     return longtext.sample_texts(TEXT, n, length, torch.Generator().manual_seed(seed))
 
 
+def own_tables(x):
+    """Each document's successor table, chosen by its regime token (position 1)."""
+    return longtext.successors(TEXT)[x[:, 1] - longtext.REGIME]
+
+
 def test_every_token_is_a_successor_or_a_copy_from_the_last_24():
-    """The information needed for each next token lies within max_copy_distance tokens."""
+    """The information needed for each next token lies within max_copy_distance tokens, plus the
+    regime token at position 1."""
     x = texts(16, 400)
-    table = longtext.successors(TEXT)
-    for row in x.tolist():
-        assert row[0] == longtext.BOS
-        for t in range(2, len(row)):
-            near = row[max(1, t - TEXT.max_copy_distance):t]
+    assert (x[:, 0] == longtext.BOS).all()
+    assert ((x[:, 1] >= longtext.REGIME) & (x[:, 1] < longtext.REGIME + TEXT.n_regimes)).all()
+    for row, table in zip(x.tolist(), own_tables(x)):
+        for t in range(3, len(row)):
+            near = row[max(2, t - TEXT.max_copy_distance):t]
             assert row[t] in table[row[t - 1] - longtext.FIRST_WORD].tolist() or row[t] in near
 
 
 def test_the_text_is_stationary():
     """The share of copied tokens (those that are not a successor of the previous token) is the
     same in the reference bucket [L/2, L) as far past it: the in-length NLL is a fair reference."""
-    x = texts(256, 1025, seed=1)[:, 1:]  # from the first word on
-    table = longtext.successors(TEXT)
-    follows = (table[x[:, :-1] - longtext.FIRST_WORD] == x[:, 1:, None]).any(-1)
+    x = texts(256, 1025, seed=1)
+    words = x[:, 2:]
+    allowed = own_tables(x)[torch.arange(len(x))[:, None], words[:, :-1] - longtext.FIRST_WORD]
+    follows = (allowed == words[:, 1:, None]).any(-1)
     near, far = 1 - follows[:, 32:64].float().mean(), 1 - follows[:, 512:1024].float().mean()
     assert 0.05 < near < 0.5 and abs(near - far) < 0.02, (near, far)
+
+
+def test_the_regime_token_is_needed_to_predict_the_next_word():
+    """Bayes-optimal NLL of a word drawn from the successor table: knowing the previous word and
+    the regime it is log N_SUCCESSORS; knowing the previous word only, the next word comes from a
+    mixture of the regimes' tables, about log n_regimes nats worse. A reader that has lost the
+    regime token pays that price on every such word until it works the regime out again."""
+    table = longtext.successors(TEXT)                      # (regimes, words, successors)
+    R, W, S = table.shape
+    p = torch.zeros(R, W, TEXT.vocab_size).scatter_(2, table, 1.0 / S)  # p(next | word, regime)
+    mixture = p.mean(0, keepdim=True)                      # p(next | word), regimes equally likely
+    known = math.log(S)
+    unknown = -(p * mixture.clamp_min(1e-30).log()).sum(-1).mean().item()
+    assert unknown - known > 0.9 * math.log(R), (known, unknown)
 
 
 def test_texts_and_keys_are_deterministic_per_seed():
@@ -56,25 +77,34 @@ def test_texts_and_keys_are_deterministic_per_seed():
     assert not torch.equal(texts(4, 50, seed=3), texts(4, 50, seed=4))
 
 
-@pytest.mark.parametrize("depth, at", [(0.0, 1), (1.0, 64 - 7)])
+@pytest.mark.parametrize("depth, at", [(0.0, 2), (0.5, 2 + 25), (1.0, 64 - 5 - 7)])
 def test_passkey_prompt_hides_the_key_at_its_depth(depth, at):
+    """Depth 0: right after the header (BOS, regime); 1: right before the question [KEY]. The
+    5-digit answer completes the 64 tokens: the prompt has 59."""
     prompts, keys = longtext.passkey_prompts(TEXT, 3, 64, depth, torch.Generator().manual_seed(0))
-    assert prompts.shape == (3, 64) and (prompts[:, -1] == longtext.KEY).all()
-    assert (prompts[:, at] == longtext.KEY).all()
+    assert prompts.shape == (3, 59) and (prompts[:, -1] == longtext.KEY).all()
+    assert (prompts[:, at] == longtext.KEY).all() and (prompts[:, :-1] == longtext.KEY).sum() == 3
     assert torch.equal(prompts[:, at + 1:at + 6], keys)
+    assert all(len(set(key)) == 5 for key in keys.tolist())  # distinct digits
 
 
 def test_training_batch_asks_for_the_key_it_hid():
-    x = longtext.training_batch(TEXT, 64, 65, torch.Generator().manual_seed(0))
-    asked = x[:, -6] == longtext.KEY
-    assert 20 < asked.sum() < 44  # about half of the documents
-    for row in x[asked]:
-        hidden = (row[:-6] == longtext.KEY).nonzero().item()
-        assert torch.equal(row[hidden:hidden + 6], row[-6:])
+    """A passkey_share of the documents hold the key block twice: hidden after the header, then
+    asked for somewhere later, whole, inside the document."""
+    x = longtext.training_batch(TEXT, 256, 65, torch.Generator().manual_seed(0))
+    at = [(row == longtext.KEY).nonzero()[:, 0].tolist() for row in x]
+    asked = [a for a in at if a]
+    assert abs(len(asked) / 256 - TEXT.passkey_share) < 0.1
+    assert len({q for _, q in asked}) > 20  # the question stands anywhere, not at one place
+    for row, places in zip(x, at):
+        if places:
+            hidden, question = places
+            assert longtext.HEADER <= hidden and hidden + 6 <= question <= 65 - 6
+            assert torch.equal(row[hidden:hidden + 6], row[question:question + 6])
 
 
 @pytest.mark.parametrize("bad, message", [({"depth": 1.5}, "depth must lie in"),
-                                           ({"length": 0}, "integer >= 12; got 0")])
+                                           ({"length": 14}, "integer >= 15; got 14")])
 @pytest.mark.tools
 def test_passkey_bad_input(bad, message):
     args = {"length": 64, "depth": 0.5, **bad}
@@ -163,6 +193,30 @@ def test_nll_by_position_scores_each_next_token(confidence):
 
 
 @pytest.mark.needs("01", "02")
+def test_first_token_attention_sums_the_softmax_over_exactly_the_first_keys():
+    """Against softmax weights written out by hand from each layer's own queries and keys."""
+    model, x, L, n = tiny(), texts(2, 40), 8, 3
+    inputs = []
+    hooks = [b.attn.register_forward_pre_hook(lambda m, args: inputs.append(args[0]))
+             for b in model.blocks]
+    model(x)
+    for hook in hooks:
+        hook.remove()
+    pos = torch.arange(40)
+    expected = []
+    for block, h in zip(model.blocks, inputs):
+        q, k, _ = block.attn.wqkv(h).view(2, 40, 3, 2, 16).permute(2, 0, 3, 1, 4)
+        scores = apply_rope(q, pos) @ apply_rope(k, pos).transpose(-2, -1) / 4
+        weights = scores.masked_fill(pos[None, :] > pos[:, None], float("-inf")).softmax(-1)
+        expected.append(weights[:, :, 2 * L:, :n].sum(-1).mean().item())
+    got = first_token_attention(model, x, Pattern("causal"), n, L)
+    assert got == pytest.approx(expected, abs=1e-5)
+    assert first_token_attention(model, x, Pattern("causal"), 40, L) == pytest.approx([1.0] * 2)
+    window = Pattern("lambda", n_global=0, n_local=L)
+    assert first_token_attention(model, x, window, n, L) == [0.0, 0.0]
+
+
+@pytest.mark.needs("01", "02")
 def test_every_mode_equals_vanilla_inside_the_window():
     """A text no longer than n_local is read identically by all four modes."""
     model, x = tiny(), texts(3, 17)
@@ -173,14 +227,19 @@ def test_every_mode_equals_vanilla_inside_the_window():
 
 @pytest.mark.needs("01", "02")
 def test_evaluation_has_the_published_shape():
-    r = evaluate_length(tiny(), 8, TEXT, n_texts=2, passkey_lengths=[12, 16], depths=[0, 1],
+    r = evaluate_length(tiny(), 8, TEXT, n_texts=2, passkey_lengths=[16, 20], depths=[0, 1],
                         n_keys=2)
     assert r["buckets"] == ["[0,4)", "[4,8)", "[8,16)", "[16,32)", "[32,64)", "[64,128)"]
     assert [(a, b) for a, b in buckets(8)][-1] == (64, 128)
     assert set(r["nll"]) == {"vanilla", "lambda", "lambda_no_limit", "window"}
     assert all(len(v) == 6 for v in r["nll"].values())
-    assert r["passkey"]["lengths"] == [12, 16] and len(r["passkey"]["lambda"]) == 2
+    assert r["passkey"]["lengths"] == [16, 20] and len(r["passkey"]["lambda"]) == 2
     assert all(0 <= a <= 1 for a in r["passkey"]["vanilla"])
+    for name in ("vanilla", "lambda"):  # one cell per (length, depth), as passkey_by_depth
+        assert [len(row) for row in r["passkey_digits"][name]] == [2, 2]
+        assert all(d >= e for ds, es in zip(r["passkey_digits"][name],
+                                            r["passkey_by_depth"][name]) for d, e in zip(ds, es))
+    assert {k: len(v) for k, v in r["first_token_attention"].items()} == dict.fromkeys(r["nll"], 2)
     json.dumps(r)
 
 
