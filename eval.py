@@ -17,8 +17,8 @@ from pathlib import Path
 from tinyrev import cli, objectives
 from tinyrev.dynamics import experiment as dynamics
 from tinyrev.dynamics.symbolic import SymbolicConfig
-from tinyrev.length.experiment import (DEPTHS, N_GLOBAL, evaluate_length, format_length,
-                                       load_length_run, plot_curve)
+from tinyrev.length.experiment import (DEPTHS, N_GLOBAL, N_KEYS, N_TEXTS, evaluate_length,
+                                       format_length, load_length_run, plot_curve)
 from tinyrev.reversal.evaluate import (DIRECTIONS, answer_asymmetry, complete, known_answer,
                                       table)
 from tinyrev.reversal.experiment import load_run, score
@@ -40,8 +40,10 @@ def parse():
     length.add_argument("--n-global", type=int, default=N_GLOBAL,
                         help=f"Λ: first tokens every query keeps (default: {N_GLOBAL})")
     length.add_argument("--n-local", type=int, help="Λ: the window (default: the training length)")
-    length.add_argument("--texts", type=cli.positive_int, default=128,
-                        help="texts of 16L tokens for the NLL (default: 128)")
+    length.add_argument("--texts", type=cli.positive_int, default=N_TEXTS,
+                        help=f"texts of 16L tokens for the NLL (default: {N_TEXTS})")
+    length.add_argument("--keys", type=cli.positive_int, default=N_KEYS,
+                        help=f"passkey prompts per length and depth (default: {N_KEYS})")
     length.add_argument("--passkey-lengths", type=int, nargs="+", metavar="N",
                         help="total prompt lengths (default: L/2, L, 2L, ... 16L)")
     length.add_argument("--depths", type=float, nargs="+", default=list(DEPTHS), metavar="D",
@@ -91,7 +93,7 @@ def evaluate_long_texts(args, device):
     model, train_len, text_cfg = load_length_run(args.runs[0], device)
     r = evaluate_length(model, train_len, text_cfg, n_global=args.n_global, n_local=args.n_local,
                         n_texts=args.texts, passkey_lengths=args.passkey_lengths,
-                        depths=args.depths)
+                        depths=args.depths, n_keys=args.keys)
     r["run"] = args.runs[0]
     print(format_length(r))
     write_json(args, r)

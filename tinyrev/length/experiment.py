@@ -14,8 +14,9 @@ from dataclasses import asdict
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
-from ..attention import Pattern
+from ..attention import Pattern, attention
 from ..checks import check_batch, check_int
 from ..model import ModelConfig, Transformer, generate
 from ..objectives import Batch
@@ -27,6 +28,8 @@ TRAIN_LEN = 64
 N_GLOBAL = 4  # BOS and the first words: StreamingLLM finds 1-4 such "sink" tokens enough
 LENGTH_TRAINING = TrainConfig(steps=2000, batch_size=32)
 DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
+N_TEXTS, N_KEYS = 64, 32  # texts of 16L tokens for the NLL; passkey prompts per (length, depth)
+FIRST_TOKEN_TEXTS = 16  # texts read for the first-token attention: a mean over many queries
 
 
 def modes(n_global: int, n_local: int) -> dict:
@@ -93,20 +96,52 @@ def nll_by_position(model, texts, pattern: Pattern, batch_size: int = 8) -> torc
 
 @torch.no_grad()
 def passkey_accuracy(model, text_cfg, length: int, depth: float, pattern: Pattern, n: int,
-                     seed: int = 0) -> float:
-    """Share of n prompts of `length` tokens whose key, hidden at `depth`, is decoded exactly."""
+                     seed: int = 0) -> tuple:
+    """Of n prompts of `length` tokens with the key hidden at `depth`: the share decoded exactly,
+    and the share of digits right (which shows a retrieval that is only partly there)."""
     model.eval()
     dev = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     prompts, keys = longtext.passkey_prompts(text_cfg, n, length, depth, gen)
-    out = generate(model, prompts.to(dev), text_cfg.key_digits, pattern=pattern)
-    return (out.cpu() == keys).all(1).float().mean().item()
+    right = generate(model, prompts.to(dev), text_cfg.key_digits, pattern=pattern).cpu() == keys
+    return right.all(1).float().mean().item(), right.float().mean().item()
+
+
+@torch.no_grad()
+def first_token_attention(model, texts, pattern: Pattern, n_first: int, train_len: int) -> list:
+    """Per layer: the attention mass, averaged over heads and over queries at positions from
+    2 * train_len on, that falls on the first `n_first` keys of `texts` (n, T). From 2L on, those
+    keys lie outside every window of L keys, so a window without global keys gives exactly 0, and
+    a mass far above an even spread shows heads that seek the first tokens out.
+
+    The mass is read off `attention` itself: with a value of 1 on the first n_first keys and 0
+    elsewhere, the weighted sum of values *is* the attention on them, under any pattern."""
+    model.eval()
+    dev = next(model.parameters()).device
+    texts = texts.to(dev)
+    pos = torch.arange(texts.shape[1], device=dev)
+    first = (pos < n_first).float()[:, None].expand(1, 1, -1, 1)
+    mass = []
+
+    def measure(attn, args):
+        q, k, _ = rearrange(attn.wqkv(args[0]), "b t (n h d) -> n b h t d", n=3, h=attn.n_heads)
+        out = attention(q, k, first.expand(*k.shape[:2], -1, 1), pos, pattern, base=attn.base)
+        mass.append(out[:, :, 2 * train_len:].mean().item())
+
+    hooks = [block.attn.register_forward_pre_hook(measure) for block in model.blocks]
+    try:
+        model(texts, pos, pattern)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return mass
 
 
 def evaluate_length(model, train_len: int, text_cfg, *, n_global: int = N_GLOBAL,
-                    n_local: int | None = None, n_texts: int = 128, passkey_lengths=None,
-                    depths=DEPTHS, n_keys: int = 8, seed: int = 1) -> dict:
-    """The length table: NLL per bucket under every mode, passkey accuracy for vanilla and Λ."""
+                    n_local: int | None = None, n_texts: int = N_TEXTS, passkey_lengths=None,
+                    depths=DEPTHS, n_keys: int = N_KEYS, seed: int = 1) -> dict:
+    """The length table: NLL per bucket and first-token attention under every mode, passkey
+    accuracy (exact and per digit) for vanilla and Λ."""
     n_local = train_len if n_local is None else n_local
     all_modes = modes(n_global, n_local)  # bad sizes are refused here, before any work
     lengths = passkey_lengths or [train_len // 2 * 2 ** k for k in range(6)]
@@ -118,17 +153,23 @@ def evaluate_length(model, train_len: int, text_cfg, *, n_global: int = N_GLOBAL
                                   torch.Generator().manual_seed(seed))
     result = {"task": "length", "train_len": train_len, "n_global": n_global, "n_local": n_local,
               "buckets": [f"[{lo},{hi})" for lo, hi in edges], "nll": {}, "curve": {},
-              "passkey": {"lengths": lengths, "depths": list(depths)}, "passkey_by_depth": {}}
+              "first_token_attention": {},
+              "passkey": {"lengths": lengths, "depths": list(depths)}, "passkey_by_depth": {},
+              "passkey_digits": {}}
     for name, pattern in all_modes.items():
         curve = nll_by_position(model, texts, pattern)
         result["nll"][name] = [curve[lo:hi].mean().item() for lo, hi in edges]
         result["curve"][name] = [curve[lo:lo + train_len].mean().item()
                                  for lo in range(0, len(curve), train_len)]
+        result["first_token_attention"][name] = first_token_attention(
+            model, texts[:FIRST_TOKEN_TEXTS], pattern, n_global, train_len)
         if name in ("vanilla", "lambda"):
-            grid = [[passkey_accuracy(model, text_cfg, n, d, pattern, n_keys, seed + i)
-                     for i, d in enumerate(depths)] for n in lengths]
-            result["passkey_by_depth"][name] = grid
-            result["passkey"][name] = [statistics.fmean(row) for row in grid]
+            cells = [[passkey_accuracy(model, text_cfg, n, d, pattern, n_keys, seed + i)
+                      for i, d in enumerate(depths)] for n in lengths]
+            result["passkey_by_depth"][name] = [[exact for exact, _ in row] for row in cells]
+            result["passkey_digits"][name] = [[digits for _, digits in row] for row in cells]
+            result["passkey"][name] = [statistics.fmean(row)
+                                       for row in result["passkey_by_depth"][name]]
     return result
 
 
@@ -148,29 +189,45 @@ def format_length(r: dict) -> str:
     for k in range(len(next(iter(r["curve"].values())))):
         lines.append(f"[{k * L},{(k + 1) * L})".ljust(17)
                      + "".join(f"{c[k]:17.3f}" for c in r["curve"].values()))
-    lines += ["", "passkey accuracy (%) by total length, mean over depths "
+    even = r["n_global"] / (r["n_global"] + r["n_local"])
+    lines += ["", f"attention on the first {r['n_global']} tokens from queries past 2L, per layer "
+              f"(Λ spreading evenly over its keys would give {even:.3f})"]
+    for name, mass in r["first_token_attention"].items():
+        lines.append(name.ljust(17) + "".join(f"{m:8.3f}" for m in mass))
+    lines += ["", "passkey exact match (%) by total length, mean over depths "
               + ", ".join(f"{d:g}" for d in r["passkey"]["depths"]),
               "length".ljust(17) + "".join(str(n).rjust(8) for n in r["passkey"]["lengths"])]
     for name in ("vanilla", "lambda"):
         lines.append(name.ljust(17) + "".join(f"{100 * a:8.0f}" for a in r["passkey"][name]))
-    lines += ["", "passkey accuracy (%) by depth (rows) and length (columns)"]
-    for name, grid in r["passkey_by_depth"].items():
-        for i, d in enumerate(r["passkey"]["depths"]):
-            cells = "".join(f"{100 * row[i]:8.0f}" for row in grid)
-            lines.append(f"{name} @ {d:g}".ljust(17) + cells)
+    for title, key in (("exact match", "passkey_by_depth"), ("digits right", "passkey_digits")):
+        lines += ["", f"passkey {title} (%) by depth (rows) and length (columns)"]
+        for name, grid in r[key].items():
+            for i, d in enumerate(r["passkey"]["depths"]):
+                cells = "".join(f"{100 * row[i]:8.0f}" for row in grid)
+                lines.append(f"{name} @ {d:g}".ljust(17) + cells)
     return "\n".join(lines)
 
 
 def plot_curve(r: dict, path):
-    """The NLL-by-position curve as a picture; needs matplotlib, an optional extra."""
+    """Two panels: the NLL by position under every mode, and passkey exact match by length for
+    the key nearest the start and nearest the question. Needs matplotlib, an optional extra."""
     import matplotlib
     matplotlib.use("Agg")  # files only, no window
     import matplotlib.pyplot as plt
     L = r["train_len"]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, (nll, key) = plt.subplots(1, 2, figsize=(12, 4))
     for name, curve in r["curve"].items():
-        ax.plot([L * (k + 0.5) for k in range(len(curve))], curve, marker="o", label=name)
-    ax.axvline(L, color="gray", linestyle=":", label="training length L")
-    ax.set(xlabel="position", ylabel="NLL (mean over each block of L tokens)", xscale="log")
-    ax.legend()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+        nll.plot([L * (k + 0.5) for k in range(len(curve))], curve, marker="o", label=name)
+    depths, lengths = r["passkey"]["depths"], r["passkey"]["lengths"]
+    colour = {name: f"C{k}" for k, name in enumerate(r["curve"])}  # as in the NLL panel
+    for name, grid in r["passkey_by_depth"].items():
+        for i in sorted({0, len(depths) - 1}):
+            key.plot(lengths, [100 * row[i] for row in grid], marker="o", color=colour[name],
+                     linestyle="--" if i == 0 else "-", label=f"{name}, depth {depths[i]:g}")
+    for ax in (nll, key):
+        ax.axvline(L, color="gray", linestyle=":", label="training length L")
+        ax.set_xscale("log")
+        ax.legend(fontsize=8)
+    nll.set(xlabel="position", ylabel="NLL (mean over each block of L tokens)")
+    key.set(xlabel="prompt length, answer included", ylabel="passkey exact match (%)")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
