@@ -1,0 +1,54 @@
+"""The lessons and the README point at real things: every file, module, command, function and
+test they cite exists, so a student following a pointer never lands on nothing."""
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.tools
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = sorted((ROOT / "lessons").glob("*.md")) + [ROOT / "README.md"]
+FILES = sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("**/*.py")
+               if not {".venv", "build", ".git"} & set(p.relative_to(ROOT).parts))
+TESTS = "\n".join((ROOT / name).read_text() for name in FILES if name.startswith("tests/"))
+
+
+def cited(pattern):
+    return sorted({(doc.name, m) for doc in DOCS for m in re.findall(pattern, doc.read_text())})
+
+
+def resolve(path):
+    return [f for f in FILES if f == path or f.endswith("/" + path)]
+
+
+def test_every_cited_python_file_exists():
+    missing = [(doc, p) for doc, p in cited(r"`((?:[a-z_]+/)*[a-z_0-9]+\.py)`") if not resolve(p)]
+    assert not missing, missing
+
+
+def test_every_cited_function_is_in_the_file_named_beside_it():
+    """`file.py` (`name`, `Class.method`, ...): each name is defined in that file."""
+    missing = []
+    for doc, (path, names) in cited(r"`((?:[a-z_]+/)*[a-z_0-9]+\.py)` \(([^)]*)\)"):
+        source = "\n".join((ROOT / f).read_text() for f in resolve(path))
+        for name in re.findall(r"`([A-Za-z_][A-Za-z0-9_.]*)`", names):
+            if name.endswith(".py"):
+                continue  # another file named beside it, checked by the test above
+            if not re.search(rf"^\s*(def|class) {name.split('.')[-1]}\b|^{name} =", source,
+                             re.MULTILINE):
+                missing.append((doc, path, name))
+    assert not missing, missing
+
+
+def test_every_cited_module_exists():
+    missing = [(doc, m) for doc, m in cited(r"python -m (tinyrev(?:\.[a-z_]+)+)")
+               if importlib.util.find_spec(m) is None]
+    assert not missing, missing
+
+
+def test_every_cited_test_exists():
+    missing = [(doc, name) for doc, name in cited(r"\b(test_[a-z0-9_]+)")
+               if not re.search(rf"\bdef {name}\b", TESTS) and f"tests/{name}.py" not in FILES]
+    assert not missing, missing
