@@ -10,7 +10,8 @@ import torch
 from tinyrev.length import longtext
 from tinyrev.attention import lambda_scores
 from tinyrev.length.experiment import (buckets, evaluate_length, first_token_attention,
-                                       load_length_run, modes, nll_by_position, train_length)
+                                       load_length_run, modes, nll_by_position, plot_curve,
+                                       train_length)
 from tinyrev.attention import Pattern
 from tinyrev.rope import apply_rope
 from tinyrev.model import KVCache, ModelConfig, Transformer, generate
@@ -241,6 +242,17 @@ def test_evaluation_has_the_published_shape():
                                             r["passkey_by_depth"][name]) for d, e in zip(ds, es))
     assert {k: len(v) for k, v in r["first_token_attention"].items()} == dict.fromkeys(r["nll"], 2)
     json.dumps(r)
+
+
+@pytest.mark.tools
+def test_the_figure_is_drawn(tmp_path):
+    """The lesson's figure command (`eval.py --task length RUN --plot PNG`) on a made-up result."""
+    pytest.importorskip("matplotlib", reason="the plot extra: pip install -e '.[plot]'")
+    r = {"train_len": 8, "curve": {"vanilla": [2.0, 2.5], "lambda": [2.0, 2.1]},
+         "passkey": {"lengths": [8, 16], "depths": [0.0, 1.0]},
+         "passkey_by_depth": {"vanilla": [[1.0, 1.0], [0.0, 0.5]], "lambda": [[1.0, 1.0], [0, 1]]}}
+    plot_curve(r, tmp_path / "length.png")
+    assert (tmp_path / "length.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.needs("01", "03")

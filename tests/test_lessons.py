@@ -52,3 +52,15 @@ def test_every_cited_test_exists():
     missing = [(doc, name) for doc, name in cited(r"\b(test_[a-z0-9_]+)")
                if not re.search(rf"\bdef {name}\b", TESTS) and f"tests/{name}.py" not in FILES]
     assert not missing, missing
+
+
+def test_every_figure_is_linked_committed_and_made_by_a_named_command():
+    lessons = {doc.name: doc.read_text() for doc in DOCS if doc.parent.name == "lessons"}
+    links = {(name, link) for name, text in lessons.items()
+             for link in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)}
+    assert not [x for x in links if not (ROOT / "lessons" / x[1]).is_file()], links
+    for figure in sorted((ROOT / "lessons" / "figures").glob("*.png")):
+        path = f"lessons/figures/{figure.name}"
+        commands = [line for text in lessons.values() for line in text.splitlines()
+                    if path in line and "python" in line]
+        assert commands, f"{path}: no lesson names the command that makes it"
