@@ -2,6 +2,7 @@
 (the end-to-end runs pass once lessons 01 to 03 are done)."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,16 @@ def run(*args, cwd=ROOT):
     return p.returncode, p.stdout, p.stderr
 
 
+def trained(code, err):
+    """A fixture's training run must succeed; in the student version, where it stops at a lesson's
+    unwritten region, the tests that need the run are skipped with that region named."""
+    unwritten = re.search(r"Lesson \d\d: .*? — see lessons/\S+", err)
+    if code != 0 and unwritten:
+        pytest.skip(f"needs a trained model, and training reaches an unwritten region: "
+                    f"{unwritten.group(0)}")
+    assert code == 0, err
+
+
 def assert_one_line_error(code, err, *words):
     assert code == 2 and "Traceback" not in err, (code, err)
     lines = err.strip().splitlines()
@@ -30,7 +41,7 @@ def assert_one_line_error(code, err, *words):
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "ntp-s0"
     code, stdout, err = run("train.py", "--objective", "ntp", "--steps", "3", "--out", str(out), "--quiet")
-    assert code == 0, err
+    trained(code, err)
     assert "N2D-reverse" in stdout and "How to read it" in stdout
     assert f"wrote {out / 'ckpt.pt'} and {out / 'results.json'}" in stdout
     return out
@@ -122,7 +133,7 @@ def test_parallel_runs_give_the_numbers_of_sequential_ones(tmp_path):
         code, stdout, err = run("train.py", "--objective", "ntp", "bico", "--steps", "3",
                                 "--batch-size", "8", "--out", str(out), "--quiet", "--facts",
                                 facts, "--jobs", jobs, "--threads", "1")
-        assert code == 0, err
+        trained(code, err)
         tables[jobs] = json.loads((out / "table.json").read_text())
     strip = lambda t: [(r["objective"], r["seed"], r["accuracy"], r["logprob_margin"]) for r in t]
     assert strip(tables["1"]) == strip(tables["2"])
@@ -137,6 +148,7 @@ def test_a_failed_parallel_run_is_named_and_the_others_finish(tmp_path):
     code, stdout, err = run("train.py", "--objective", "ntp", "bico", "--steps", "3",
                             "--batch-size", "8", "--out", str(out), "--quiet", "--jobs", "2",
                             "--facts", tiny_facts(tmp_path))
+    if not (out / "ntp-s0" / "results.json").exists():
+        trained(code, err)  # skipped in the student version, else fails showing what went wrong
     assert code == 2 and "Traceback" not in err, err
-    assert (out / "ntp-s0" / "results.json").exists()
     assert "bico-s0" in err and "1 of 2 runs failed" in err

@@ -16,7 +16,7 @@ from tinyrev.attention import Pattern
 from tinyrev.rope import apply_rope
 from tinyrev.model import KVCache, ModelConfig, Transformer, generate
 from tinyrev.trainer import TrainConfig
-from test_cli import assert_one_line_error, run
+from test_cli import assert_one_line_error, run, trained
 
 pytestmark = pytest.mark.lesson04
 TEXT = longtext.LongTextConfig()
@@ -271,7 +271,7 @@ def length_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "length"
     code, _, err = run("train.py", "--task", "length", "--steps", "2", "--batch-size", "2",
                        "--out", str(out), "--quiet")
-    assert code == 0, err
+    trained(code, err)
     return out
 
 
