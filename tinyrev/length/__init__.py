@@ -1,7 +1,7 @@
 """Length generalization (lesson 04): a RoPE model read past its training length, and Λ attention.
 
-Reading order: longtext.py (a synthetic language with bounded dependencies, and passkey prompts),
-experiment.py (training at length L, then NLL and passkey retrieval up to 16 L under four
-attention modes). Λ itself is core code: the `lambda` pattern in tinyrev/attention.py and the
-bounded cache in tinyrev/model.py.
+Reading order: longtext.py (a synthetic language with bounded dependencies and a regime token the
+whole text depends on, and passkey prompts), experiment.py (training at length L, then NLL,
+first-token attention and passkey retrieval up to 16 L under four attention modes). Λ itself is
+core code: the `lambda` pattern in tinyrev/attention.py and the bounded cache in tinyrev/model.py.
 """

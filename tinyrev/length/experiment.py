@@ -3,7 +3,8 @@
 Covers: training on the long-text task (longtext.py), and evaluating the same weights, with no
 parameter change, under four attention modes: full causal attention (vanilla), the Λ mask with
 LM-Infinite's distance limit, the Λ mask alone, and a sliding window without global tokens. It
-measures the NLL by position bucket (up to 16L) and passkey accuracy by length and depth.
+measures the NLL by position bucket (up to 16L), the attention each layer puts on the first
+tokens, and passkey accuracy (exact and per digit) by length and depth.
 Leaves out: the language itself (longtext.py beside this file) and decoding speed
 (tools/bench.py).
 """
@@ -25,7 +26,7 @@ from ..trainer import TrainConfig, fit, pick_device
 from . import longtext
 
 TRAIN_LEN = 64
-N_GLOBAL = 4  # BOS and the first words: StreamingLLM finds 1-4 such "sink" tokens enough
+N_GLOBAL = 4  # BOS, the regime token and two words; StreamingLLM finds 1-4 sink tokens enough
 LENGTH_TRAINING = TrainConfig(steps=2000, batch_size=32)
 DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 N_TEXTS, N_KEYS = 64, 32  # texts of 16L tokens for the NLL; passkey prompts per (length, depth)

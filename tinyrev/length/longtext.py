@@ -48,7 +48,7 @@ class LongTextConfig:
     max_copy_distance: int = 24   # a copy's source starts at most this many tokens back
     key_digits: int = 5
     passkey_share: float = 0.75   # training documents that hide a key and ask for it later
-    seed: int = 0                 # fixes the language (the successor table), not the texts
+    seed: int = 0                 # fixes the language (the successor tables), not the texts
 
     def __post_init__(self):
         if self.vocab_size < FIRST_WORD + N_SUCCESSORS:
