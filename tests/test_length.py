@@ -113,6 +113,16 @@ def test_passkey_bad_input(bad, message):
         longtext.passkey_prompts(TEXT, 1, args["length"], args["depth"], torch.Generator())
 
 
+@pytest.mark.parametrize("bad, message", [({"n_regimes": 5}, r"n_regimes must lie in \[1, 4\]; got 5"),
+                                           ({"n_regimes": 0}, r"n_regimes .* got 0"),
+                                           ({"key_digits": 11}, r"key_digits .* \[1, 10\].* got 11"),
+                                           ({"passkey_share": 1.5}, r"passkey_share .* got 1.5")])
+@pytest.mark.tools
+def test_the_language_refuses_bad_options(bad, message):
+    with pytest.raises(ValueError, match=message):
+        longtext.LongTextConfig(**bad)
+
+
 @pytest.mark.needs("01", "02")
 def test_a_global_keys_score_is_the_same_from_every_query_past_the_window():
     """With the distance limit every far query sees global keys at distance n_local; plain RoPE
