@@ -118,7 +118,8 @@ def key_block(cfg: LongTextConfig, n: int, gen: torch.Generator):
 def training_batch(cfg: LongTextConfig, n: int, length: int, gen: torch.Generator) -> torch.Tensor:
     """(n, length) training documents. In a `passkey_share` of them the key block is written over
     the text at a uniform place after the header, and the same block (the question "[KEY]" and
-    its answer) at a uniform place after it, both whole inside the document: retrieval is then
+    its answer) at a uniform place from the end of the first on, both whole inside the document,
+    each start drawn among the places that leave room for what follows: retrieval is then
     learned within the training length, by looking the key up, not by where the question stands."""
     x = sample_texts(cfg, n, length, gen)
     block, _ = key_block(cfg, n, gen)
@@ -146,10 +147,12 @@ def check_passkey(cfg: LongTextConfig, length, depth):
 
 
 def passkey_prompts(cfg: LongTextConfig, n: int, length: int, depth: float, gen: torch.Generator):
-    """n prompts that, with their answer, fill `length` tokens: the header (BOS, regime), text
-    with the key block at `depth` (0: right after the header, 1: right before the question), and
-    the question [KEY]; the key_digits tokens of the answer come last. So a prompt of length L
-    is read, answer included, entirely inside the training length. Returns (prompts, keys)."""
+    """n prompts that, with their answer, fill `length` tokens: a text of
+    length - key_digits - (1 + key_digits) - 1 tokens from `sample_texts` (header included), with
+    the key block inserted after its first HEADER + round(depth * (text length - HEADER)) tokens
+    (depth 0: right after the header, 1: right before the question), then the question [KEY].
+    The key_digits tokens of the answer come last, so a prompt of length L is read, answer
+    included, entirely inside the training length. Returns (prompts, keys)."""
     check_passkey(cfg, length, depth)
     # BEGIN SOLUTION lesson04: the key block at `depth` inside a text, then the question [KEY]
     block, digits = key_block(cfg, n, gen)
