@@ -59,6 +59,7 @@ def test_the_text_is_stationary():
     assert 0.05 < near < 0.5 and abs(near - far) < 0.02, (near, far)
 
 
+@pytest.mark.tools  # a property of the language's tables, which no student writes
 def test_the_regime_token_is_needed_to_predict_the_next_word():
     """Bayes-optimal NLL of a word drawn from the successor table: knowing the previous word and
     the regime it is log N_SUCCESSORS; knowing the previous word only, the next word comes from a
