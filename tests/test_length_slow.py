@@ -1,13 +1,13 @@
-"""Length generalization in a quarter of the training (slow, about 2–3 minutes on 2 cores):
+"""Length generalization, small and quick (slow, about a minute and a half on 2 cores):
 `pytest -m slow`.
 
-Trains causally at L = 64 for 500 steps (the default run takes 2000), then reads 32 texts of
-16 L under the four modes. Each mode lacking a part of Λ must fail in its own way, and Λ must not.
-Measured here (64 texts): ratio to the in-length bucket [L/2, L) at [8L, 16L) vanilla 1.23, window
-1.31 (from [2L, 4L) on), Λ without the distance limit 1.16, Λ at most 1.011 anywhere past L; Λ's
-layer 0 put 0.12 of its attention on the first 4 tokens, vanilla's 0.013. The passkey is not yet
-retrieved after 500 steps; the full-scale numbers, passkey included, are in the README and
-lesson 04.
+Trains causally at L = 32 for 500 steps (the default run: L = 64, 2000 steps), then reads 32
+texts of 16 L under the four modes. Each mode lacking a part of Λ must fail in its own way, and Λ
+must not. Measured here: ratio to the in-length bucket [L/2, L) at [8L, 16L) vanilla 1.35, window
+1.42 (1.38 already at [L, 2L)), Λ without the distance limit 1.21, Λ at most 1.035 anywhere past L;
+Λ's last layer put 0.45 of its attention on the first 4 tokens (an even spread over its 36 keys:
+0.11), vanilla's at most 0.09. The passkey is not yet retrieved after 500 steps; the full-scale
+numbers, passkey included, are in the README and lesson 04.
 """
 
 import pytest
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.slow
 def result(tmp_path_factory, request):
     out = tmp_path_factory.mktemp("slow") / "length"
     request.config.pluginmanager.get_plugin("terminalreporter").write_line(
-        "training the length model, 500 steps at L = 64, then reading 32 texts of 16 L...")
-    train_length(out, train_len=64, train_cfg=TrainConfig(steps=500, batch_size=32), device="cpu",
+        "training the length model, 500 steps at L = 32, then reading 32 texts of 16 L...")
+    train_length(out, train_len=32, train_cfg=TrainConfig(steps=500, batch_size=32), device="cpu",
                  progress=False)
     model, L, text = load_length_run(out)
     return evaluate_length(model, L, text, n_texts=32, passkey_lengths=[32], depths=[1.0],
@@ -40,7 +40,7 @@ def test_vanilla_degrades_past_four_times_the_training_length(result):
 
 
 def test_lambda_stays_near_the_in_length_nll(result):
-    assert max(ratios(result, "lambda")) < 1.05, result["nll"]["lambda"]
+    assert max(ratios(result, "lambda")) < 1.07, result["nll"]["lambda"]
 
 
 def test_a_window_without_the_first_tokens_loses_the_regime(result):
@@ -52,6 +52,6 @@ def test_without_the_distance_limit_the_first_tokens_are_seen_from_too_far(resul
 
 
 def test_lambda_attends_to_the_first_tokens_more_than_vanilla(result):
-    even = 4 / (4 + 64)  # Λ's 4 global keys among its 68, if attention were spread evenly
+    even = result["n_global"] / (result["n_global"] + result["n_local"])  # Λ spread evenly
     lam, vanilla = result["first_token_attention"]["lambda"], result["first_token_attention"]["vanilla"]
     assert max(lam) > 1.5 * even and max(lam) > 3 * max(vanilla), (lam, vanilla)
