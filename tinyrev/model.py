@@ -148,8 +148,12 @@ class Attention(nn.Module):
         self.wqkv = nn.Linear(cfg.dim, 3 * cfg.dim, bias=False)
         self.wo = nn.Linear(cfg.dim, cfg.dim, bias=False)
 
+    def heads(self, x):
+        """Unrotated q, k, v, each (B, H, T, Dh): the one place that splits the projection."""
+        return rearrange(self.wqkv(x), "b t (n h d) -> n b h t d", n=3, h=self.n_heads)
+
     def forward(self, x, pos, pattern: Pattern, key_mask, cache):
-        q, k, v = rearrange(self.wqkv(x), "b t (n h d) -> n b h t d", n=3, h=self.n_heads)
+        q, k, v = self.heads(x)
         full_cache = cache is not None and cache.n_local is None
         if full_cache:
             k = apply_rope(k, pos, base=self.base)  # once, on the way in (see KVCache)

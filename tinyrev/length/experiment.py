@@ -15,7 +15,6 @@ from dataclasses import asdict
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 
 from ..attention import Pattern, attention
 from ..checks import check_batch, check_int
@@ -121,11 +120,11 @@ def first_token_attention(model, texts, pattern: Pattern, n_first: int, train_le
     dev = next(model.parameters()).device
     texts = texts.to(dev)
     pos = torch.arange(texts.shape[1], device=dev)
-    first = (pos < n_first).float()[:, None].expand(1, 1, -1, 1)
+    first = (pos < n_first).float().view(1, 1, -1, 1)
     mass = []
 
-    def measure(attn, args):
-        q, k, _ = rearrange(attn.wqkv(args[0]), "b t (n h d) -> n b h t d", n=3, h=attn.n_heads)
+    def measure(attn, args):  # args: what the layer's forward gets, its input first
+        q, k, _ = attn.heads(args[0])
         out = attention(q, k, first.expand(*k.shape[:2], -1, 1), pos, pattern, base=attn.base)
         mass.append(out[:, :, 2 * train_len:].mean().item())
 
