@@ -182,10 +182,15 @@ def attention(q, k, v, pos, pattern="causal", *, key_mask=None, base: float = 10
         empty = ~mask.any(-1, keepdim=True)
         mask = mask | empty
     q_pos = pos[..., T_k - T_q:]
-    if p.name == "lambda" and p.distance_limit and p.n_global > 0:
+    limited = p.name == "lambda" and p.distance_limit and p.n_global > 0
+    if limited and T_q > 1:
         scores = lambda_scores(q, k, q_pos, pos, base=base, n_global=p.n_global, n_local=p.n_local)
         out = _softmax_attend(scores, mask, v)
     else:
+        if limited:
+            # one query (a decoding step): the distance limit is a clamp of the key positions,
+            # so a far global key sits exactly n_local behind, and the fused kernel serves Λ too
+            pos = torch.maximum(pos, q_pos - p.n_local)
         qr = apply_rope(q, q_pos, base=base)
         kr = k if k_rotated else apply_rope(k, pos, base=base)
         if p.name == "bico":
