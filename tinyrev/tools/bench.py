@@ -2,8 +2,10 @@
 
 Covers: this device's fp32 matmul peak (the best median GFLOP/s over two square sizes), and
 training throughput at one fixed shape (d=128, 4 layers, 4 heads, vocabulary 512, batch 64 x 64
-tokens, AdamW, causal mask) as tokens/s and as a share of that peak. A shared CPU's speed drifts
-from second to second, so the two are measured in alternating rounds and the medians reported.
+tokens, AdamW, causal mask) as tokens/s, as a share of that peak, and against a plain GPT of the
+same shape written here in a few lines (GPT-2 as nanoGPT writes it: learned positions, LayerNorm,
+a GELU MLP, tied head; no bias, no dropout). A shared CPU's speed drifts from second to second,
+so the three are measured in alternating rounds and the medians reported.
 Then decoding up to 16 384 tokens with the full KV cache against Λ's bounded cache, side by side
 in the same run: tokens/s in each doubling of the length, and the cache's memory.
 Leaves out: evaluation speed, and decoding with trained weights (speed does not depend on them).
@@ -18,6 +20,9 @@ import statistics
 import time
 
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from einops import rearrange
 
 from .. import cli
 from ..attention import Pattern
@@ -55,13 +60,49 @@ def matmul_peak(device, sizes=(512, 1024)) -> float:
     return best
 
 
-def train_step(device):
-    """A training step at the fixed shape, and the model FLOPs it performs."""
+class PlainBlock(nn.Module):
+    def __init__(self, dim, n_heads):
+        super().__init__()
+        self.n_heads = n_heads
+        self.ln1, self.ln2 = nn.LayerNorm(dim, bias=False), nn.LayerNorm(dim, bias=False)
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim, bias=False), nn.Linear(dim, dim, bias=False)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim, bias=False), nn.GELU(),
+                                 nn.Linear(4 * dim, dim, bias=False))
+
+    def forward(self, x):
+        q, k, v = rearrange(self.qkv(self.ln1(x)), "b t (n h d) -> n b h t d", n=3, h=self.n_heads)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.proj(rearrange(y, "b h t d -> b t (h d)"))
+        return x + self.mlp(self.ln2(x))
+
+
+class PlainGPT(nn.Module):
+    """The baseline: GPT-2 as nanoGPT writes it, at SHAPE, without bias or dropout."""
+
+    def __init__(self):
+        super().__init__()
+        d, vocab = SHAPE["dim"], SHAPE["vocab_size"]
+        self.embed, self.pos_embed = nn.Embedding(vocab, d), nn.Embedding(SHAPE["seq"], d)
+        self.blocks = nn.ModuleList(PlainBlock(d, SHAPE["n_heads"])
+                                    for _ in range(SHAPE["n_layers"]))
+        self.norm, self.head = nn.LayerNorm(d, bias=False), nn.Linear(d, vocab, bias=False)
+        self.head.weight = self.embed.weight
+
+    def forward(self, idx, *_, **__):
+        x = self.embed(idx) + self.pos_embed(torch.arange(idx.shape[1], device=idx.device))
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.norm(x))
+
+
+def train_step(device, plain: bool = False):
+    """A training step at the fixed shape (of tinyrev, or of PlainGPT), and the model FLOPs it
+    performs. Both run the same optimizer, loss and batch."""
     B, T = SHAPE["batch"], SHAPE["seq"]
     torch.manual_seed(0)
     cfg = ModelConfig(vocab_size=SHAPE["vocab_size"], dim=SHAPE["dim"], n_layers=SHAPE["n_layers"],
                       n_heads=SHAPE["n_heads"])
-    model = Transformer(cfg).to(device)
+    model = (PlainGPT() if plain else Transformer(cfg)).to(device)
     opt = make_optimizer(model, TrainConfig())
     tokens = torch.randint(0, cfg.vocab_size, (B, T + 1), device=device)
     batch = Batch(tokens[:, :-1], tokens[:, 1:], torch.arange(T, device=device))
@@ -78,15 +119,18 @@ def train_step(device):
 
 
 def measure(device, rounds: int = 7) -> dict:
-    step, flops = train_step(device)
-    peaks, seconds = [], []
+    (step, flops), (plain, _) = train_step(device), train_step(device, plain=True)
+    peaks, seconds, plain_seconds = [], [], []
     for _ in range(rounds):
         peaks.append(matmul_peak(device))
         seconds.append(_median_seconds(step, 3, device, warmup=1))
+        plain_seconds.append(_median_seconds(plain, 3, device, warmup=1))
     peak, s = statistics.median(peaks), statistics.median(seconds)
     return {"peak_gflops": peak, "step_ms": 1000 * s,
             "tokens_per_s": SHAPE["batch"] * SHAPE["seq"] / s,
-            "gflops": flops / s / 1e9, "share_of_peak": flops / s / 1e9 / peak}
+            "gflops": flops / s / 1e9, "share_of_peak": flops / s / 1e9 / peak,
+            "plain_gpt_step_ms": 1000 * statistics.median(plain_seconds),
+            "vs_plain_gpt": statistics.median(p / t for p, t in zip(plain_seconds, seconds))}
 
 
 def decode(device, n_tokens: int = 16384, n_global: int = 4, n_local: int = 64,
@@ -149,6 +193,8 @@ def main():
     print(f"  throughput              {r['tokens_per_s']:8.0f} tokens/s")
     print(f"  model FLOP rate         {r['gflops']:8.1f} GFLOP/s = "
           f"{100 * r['share_of_peak']:.0f}% of peak")
+    print(f"  plain GPT, same shape   {r['plain_gpt_step_ms']:8.1f} ms a step; tinyrev runs at "
+          f"{r['vs_plain_gpt']:.2f}x its speed (> 1: faster)")
     d = decode(device, args.decode_to)
     print("greedy decoding, batch 1, same shape: full KV cache vs Λ cache (n_global 4, n_local 64)")
     print("  tokens in [n/2, n)     full tok/s   Λ tok/s   speed-up   full cache MB   Λ cache MB")
