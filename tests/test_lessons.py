@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 pytestmark = pytest.mark.tools
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,3 +65,22 @@ def test_every_figure_is_linked_committed_and_made_by_a_named_command():
         commands = [line for text in lessons.values() for line in text.splitlines()
                     if path in line and "python" in line]
         assert commands, f"{path}: no lesson names the command that makes it"
+
+
+def test_the_figures_command_draws_every_mechanism_figure(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("matplotlib", reason="the plot extra: pip install -e '.[plot]'")
+    from tinyrev.tools import figures
+    monkeypatch.setattr("sys.argv", ["figures", str(tmp_path)])
+    figures.main()
+    for name in figures.DRAWINGS:
+        assert (tmp_path / name).stat().st_size > 10_000, name
+        assert (ROOT / "lessons" / "figures" / name).is_file(), f"{name} is not committed"
+    assert capsys.readouterr().out.count("wrote") == len(figures.DRAWINGS)
+
+
+def test_rope_figure_curves_are_mirror_images():
+    from tinyrev.tools.figures import rope_scores
+    offsets, curves = rope_scores()
+    assert offsets[0] == -offsets[-1]
+    torch.testing.assert_close(curves["reverse"], curves["forward"].flip(0))
+    assert not torch.allclose(curves["forward"], curves["forward"].flip(0))  # not symmetric itself
