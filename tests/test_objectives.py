@@ -175,3 +175,24 @@ def test_unknown_objective_is_named():
 def test_an_objective_with_an_unknown_query_form_is_refused():
     with pytest.raises(ValueError, match="form 'sideways' is not one of"):
         O.Objective("x", O.ntp, "sideways")
+
+
+def table_rows(text):
+    """{label: cells} of one `tools.batches.layout` table."""
+    return {line[:12].strip(): line[12:].split() for line in text.splitlines()[1:]}
+
+
+def test_the_batch_layouts_show_what_each_objective_trains_on(data):
+    from tinyrev.tools.batches import layout
+    example = next(e for e in data.train if e.entities)
+    itos = data.tokenizer.itos
+    abi = table_rows(layout("abi", example, itos))
+    blank = abi["input"].index("[MASK]")
+    start = abi["input"].index("[START]")  # Part B: at the blank's position, offsets 1, 2, ...
+    assert set(abi["position"][start:]) == {abi["position"][blank]}
+    assert abi["span offset"][start:] == [str(k) for k in range(1, len(abi["input"]) - start + 1)]
+    bico = table_rows(layout("bico", example, itos))
+    hidden = [t for t, k in enumerate(bico["visible key"]) if k == "·"]
+    assert hidden and all(bico["input"][t] == "[MASK]" for t in hidden)
+    scored = [t + 1 for t, x in enumerate(bico["target"]) if x != "·"]
+    assert scored == hidden  # output t is scored on the word hidden at t + 1, and only there

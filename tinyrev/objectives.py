@@ -259,7 +259,7 @@ class Objective:
         return Query(idx, torch.cat((pos, blank), 1), span, Pattern("abi", part_a_len=T))
 
 
-ENTITY_PROB = 0.5  # bico-entity: chosen by measurement, lesson 03 section 4
+ENTITY_PROB = 0.5  # bico-entity: chosen by measurement, lesson 03 section 3
 _ALL = (Objective("ntp", ntp), Objective("prefix", prefix, "prefix"),
         Objective("abi", abi, "infill"), Objective("bico", bico),
         Objective("bico-entity", partial(bico, entity_prob=ENTITY_PROB), needs_entities=True),
