@@ -9,6 +9,8 @@ distance limit, and a window without globals; prints NLL by position bucket, the
 the first tokens, and passkey accuracy.
 Dynamics task (lesson 05): trains the bilinear model and small decoders on a symbolic task and
 prints the weight asymmetry; given reversal RUN_DIRs, reads it off those runs too.
+Editing task (lesson 06): traces where one reversal run recalls its facts, rewrites some with a
+rank-one edit and prints what each edit changes, the reversed question included.
 """
 
 import importlib.util
@@ -18,6 +20,7 @@ from pathlib import Path
 from tinyrev import cli, objectives
 from tinyrev.dynamics import experiment as dynamics
 from tinyrev.dynamics.symbolic import SymbolicConfig
+from tinyrev.editing import experiment as editing
 from tinyrev.length.experiment import (DEPTHS, N_GLOBAL, N_KEYS, N_TEXTS, evaluate_length,
                                        format_length, load_length_run, plot_curve)
 from tinyrev.reversal.evaluate import (DIRECTIONS, answer_asymmetry, complete, known_answer,
@@ -29,14 +32,15 @@ from tinyrev.trainer import TrainConfig, pick_device
 def parse():
     p = cli.Parser(prog="eval.py", description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="directories written by train.py")
-    p.add_argument("--task", choices=("reversal", "length", "dynamics"), default="reversal",
+    p.add_argument("--task", choices=("reversal", "length", "dynamics", "editing"),
+                   default="reversal",
                    help="what to evaluate (default: reversal)")
     p.add_argument("--json", metavar="PATH", type=cli.output_file,
                    help="also write the results as JSON")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best one present)")
     p.add_argument("--prompt", metavar="TEXT", help="print each run's greedy completion of TEXT")
-    p.add_argument("--plot", metavar="PNG", help="length: the NLL curve; dynamics: the heat maps "
-                   "(needs matplotlib, an optional extra)")
+    p.add_argument("--plot", metavar="PNG", help="length: the NLL curve; dynamics, editing: the "
+                   "heat maps (needs matplotlib, an optional extra)")
     length = p.add_argument_group("length task")
     length.add_argument("--n-global", type=int, default=N_GLOBAL,
                         help=f"Λ: first tokens every query keeps (default: {N_GLOBAL})")
@@ -59,6 +63,15 @@ def parse():
                      help="bilinear embedding size (default: 512)")
     sym.add_argument("--seed", type=int, default=0,
                      help="task split and initialization (default: 0)")
+    edit = p.add_argument_group("editing task")
+    edit.add_argument("--edits", type=cli.positive_int, help="facts edited, one at a time from "
+                      f"the trained weights (default: {editing.EDITS}, or every fact if fewer)")
+    edit.add_argument("--layer", type=int,
+                      help="the layer whose w2 is edited (default: where the trace points)")
+    edit.add_argument("--fact", type=int, help="edit only this fact: 0, 1, ... for the people "
+                      "trained name first only")
+    edit.add_argument("--new", metavar="TEXT", help="with --fact: its new description, in words "
+                      "the run was trained on (default: one made of such words)")
     args = p.parse_args()
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         p.error("--plot needs matplotlib, an optional extra: pip install matplotlib")
@@ -80,6 +93,8 @@ def main():
                          "so each run may be named once")
     if args.task == "length":
         return evaluate_long_texts(args, device)
+    if args.task == "editing":
+        return evaluate_editing(args, device)
     return evaluate_reversal(args, device)
 
 
@@ -100,6 +115,19 @@ def evaluate_long_texts(args, device):
     write_json(args, r)
     if args.plot:
         plot_curve(r, args.plot)
+
+
+def evaluate_editing(args, device):
+    if len(args.runs) > 1:
+        raise ValueError(f"--task editing edits one run at a time; got {len(args.runs)}")
+    model, data, ckpt = load_run(args.runs[0], device)
+    r = editing.run(model, data, objectives.get(ckpt["meta"]["objective"]), n_edits=args.edits,
+                    layer=args.layer, fact=args.fact, new=args.new)
+    r["run"] = args.runs[0]
+    print(editing.report(r))
+    write_json(args, r)
+    if args.plot:
+        editing.plot_trace(r, args.plot)
 
 
 def evaluate_reversal(args, device):

@@ -188,3 +188,42 @@ def test_a_sentence_too_long_for_a_fact_is_refused_before_training(tmp_path):
     code, _, err = run("train.py", "--facts", str(tmp_path / "facts"), "--out", str(tmp_path / "r"))
     assert_one_line_error(code, err, "a training sentence of 2005 tokens", "1024")
     assert not (tmp_path / "r").exists()
+
+
+@pytest.fixture
+def reversal_run(tmp_path):
+    """An untrained reversal run on small generated facts: enough to be refused before editing."""
+    from dataclasses import asdict
+    from tinyrev.reversal.facts import FactsConfig, generate
+    facts = FactsConfig(n_per_subset=2, n_train_templates=2, n_test_templates=1)
+    data = generate(facts)
+    cfg = ModelConfig(vocab_size=len(data.tokenizer), dim=16, n_layers=2, n_heads=2)
+    save_checkpoint(tmp_path / "run" / CHECKPOINT, {
+        "model": Transformer(cfg).state_dict(), "optimizer": {}, "step": 1,
+        "model_config": asdict(cfg), "train_config": {"steps": 1},
+        "rng": torch.Generator().get_state(),
+        "meta": {"task": "reversal", "objective": "ntp", "facts": asdict(facts),
+                 "vocab": data.tokenizer.words}})
+    return tmp_path / "run"
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--fact", "2"], ["--fact 2 is out of range", "facts 0 to 1"]),
+    (["--layer", "2"], ["--layer 2 is outside the model", "layers 0 to 1"]),
+    (["--fact", "0", "--new", "the zany cartographer of mars"],
+     ["--new 'the zany cartographer of mars'", "'zany'", "is not in the run's vocabulary"]),
+    (["--new", "the gentle poet"], ["--new rewrites one fact", "--fact"]),
+])
+def test_editing_refuses_what_it_cannot_edit(reversal_run, flags, words, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["eval.py", "--task", "editing", str(reversal_run), *flags])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(ROOT / "eval.py"), run_name="__main__")
+    assert_one_line_error(exit_.value.code, capsys.readouterr().err, *words)
+
+
+def test_editing_refuses_a_length_run(run_dir, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["eval.py", "--task", "editing", str(run_dir)])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(ROOT / "eval.py"), run_name="__main__")
+    assert_one_line_error(exit_.value.code, capsys.readouterr().err, "holds a 'length' run",
+                          "not a 'reversal' run")

@@ -24,10 +24,10 @@ TITLES = {"accuracy": "accuracy (%)", "accuracy_contains": "contains (%)",
           "logprob_margin": "log-prob margin"}
 
 
-@torch.no_grad()
 def answer_logprob(model, objective: Objective, questions, answers):
     """Sum of log p(answer tokens) for each row of `questions` (B, T), teacher-forced after the
-    objective's query: each answer token at the position where greedy decoding would put it."""
+    objective's query: each answer token at the position where greedy decoding would put it.
+    Differentiable (lesson 06 fits an edit through it); scoring calls it under no_grad."""
     # BEGIN SOLUTION lesson03: teacher-forced log p of each answer after its query, padding excluded
     q = objective.query(questions)
     idx, pos, span = q.idx, q.pos, q.span_pos

@@ -1,0 +1,251 @@
+"""Lesson 06's experiment: trace where a reversal run recalls its facts, edit some, measure.
+
+Covers: the facts (the people of a run on generated facts who were trained name first only) and
+their prompts: training-style (the run's own training sentences cut before the description),
+held-out paraphrases (the N2D test) and reversed (the N2D-reverse test, description first); a new
+description per person made of words the model knows (another person's adjective, this person's
+role and place); the trace table averaged over facts; the edits, each from the trained weights,
+and what they change: efficacy, paraphrase, specificity and reverse, for the new fact and the old.
+Leaves out: tracing and editing themselves (trace.py, rome.py); facts read from files (who is who
+is known only for generated facts); runs of objectives that ask by infilling or by prefix.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from ..model import generate
+from ..tokenizer import split_words
+from . import rome, trace
+
+EDITS = 20  # facts edited by default, one at a time
+EDIT_PROMPTS = 5  # training-style prompts a key is averaged over and a value is fitted on
+SHARED = 1  # every description opens with "the": the words after it say who
+MEASURE_PROMPTS = 10  # training-style prompts an edit's efficacy is measured on
+COLUMNS = ("before the name", "name, first token", "name, last token", "after the name",
+           "last token")
+
+
+@dataclass
+class Fact:
+    name: list              # ids of the person's name
+    old: list               # ids of the description the run was trained on
+    new: list               # ids of the description an edit writes
+    prompts: list           # training-style prompts: [BOS] opener name link
+    paraphrases: list       # held-out prompts of the same direction
+    reverse: list           # description-first prompts asking for the name (the old description)
+
+
+def find(seq: list, part: list) -> int:
+    """Index of the first occurrence of `part` in `seq`, or -1 (as str.find)."""
+    return next((i for i in range(len(seq) - len(part) + 1) if seq[i:i + len(part)] == part), -1)
+
+
+def facts_of(data) -> list:
+    """Every person trained name first only (Berglund's p2d subset), with a new description."""
+    if not data.people:
+        raise ValueError("lesson 06 needs a run on generated facts: only they say who is who "
+                         "(a run trained with --facts DIR cannot be edited here)")
+    encode, people = data.tokenizer.encode, data.people["p2d"]
+    taken = {d for group in data.people.values() for _, d in group}
+    out = []
+    for i, (name, desc) in enumerate(people):
+        start = desc.rsplit(" ", 1)[0]  # "the ADJECTIVE ROLE of", then the place
+        places = [d.rsplit(" ", 1)[1] for _, d in people[i + 1:] + people[:i]]
+        new = next(f"{start} {p}" for p in places if f"{start} {p}" not in taken)
+        n, d = encode(name), encode(desc)
+        prompts = [e.ids[:e.prompt_len].tolist() for e in data.train
+                   if e.ids[e.prompt_len:e.prompt_len + len(d)].tolist() == d
+                   and find(e.ids[:e.prompt_len].tolist(), n) >= 0]
+        out.append(Fact(n, d, encode(new), prompts,
+                        [it.prompt for it in data.tests["N2D"] if it.target == d],
+                        [it.prompt for it in data.tests["N2D-reverse"] if it.target == n]))
+    return out
+
+
+@torch.no_grad()
+def greedy(model, objective, prompts: list, n_tokens: int) -> list:
+    """The first `n_tokens` greedy tokens after each prompt, prompts of one length batched."""
+    out, device = [None] * len(prompts), model.embed.weight.device
+    for group in rome.by_length(prompts).values():
+        q = objective.query(torch.tensor([prompts[i] for i in group], device=device))
+        decoded = generate(model, q.idx, n_tokens, pos=q.pos, span_pos=q.span_pos,
+                           pattern=q.pattern)
+        for row, i in zip(decoded.tolist(), group):
+            out[i] = row
+    return out
+
+
+def share(decoded: list, target: list) -> float:
+    """The share of greedy answers that start with the whole `target`."""
+    return sum(d[:len(target)] == target for d in decoded) / len(decoded)
+
+
+def trace_table(model, objective, facts: list, seed: int = 0) -> torch.Tensor:
+    """(n_layers, 3 components, 5 columns): the share of p(answer) restoring one state recovers,
+    (mean restored − mean corrupted) / (mean clean − mean corrupted) over the facts, each traced
+    on its first training-style prompt. Every description opens with "the", so what is traced is
+    the next word, the first that says who: p(adjective | prompt + "the"). Columns: COLUMNS."""
+    gen = torch.Generator().manual_seed(seed)
+    clean, corrupted, restored = 0.0, 0.0, 0.0
+    for f in facts:
+        q = f.prompts[0] + f.old[:SHARED]
+        s = find(q, f.name)
+        name = list(range(s, s + len(f.name)))
+        t = trace.trace(model, objective, q, f.old[SHARED:SHARED + 1], name, gen)
+        r, e = t["restored"], s + len(f.name)
+        columns = [r[..., :s].mean(-1), r[..., s], r[..., e - 1],
+                   r[..., e:-1].mean(-1), r[..., -1]]  # a link word always follows the name
+        clean, corrupted = clean + t["clean"], corrupted + t["corrupted"]
+        restored = restored + torch.stack(columns, -1)
+    return (restored - corrupted) / (clean - corrupted)
+
+
+def edit_layer(table: torch.Tensor) -> int:
+    """Where the trace says the fact is recalled: the first layer whose feed-forward output at
+    the last token recovers at least half of p(answer) (the layer that recovers most, if none
+    does)."""
+    ffn = table[:, trace.COMPONENTS.index("ffn"), COLUMNS.index("last token")]
+    return int((ffn >= 0.5).nonzero()[0, 0]) if (ffn >= 0.5).any() else int(ffn.argmax())
+
+
+def measure_edits(model, objective, data, facts: list, n_edits: int, layer: int) -> dict:
+    """Edit each of the first `n_edits` facts from the trained weights, measure, put them back.
+
+    {"new": {efficacy, paraphrase, specificity, reverse}, "old": {the same},
+    "new_unedited": {the same for the new description, asked of the unedited model: the control
+    that says what the edit itself did}}, fractions averaged over the edits. Specificity: the
+    share of the other facts whose first training-style prompt is answered as before the edit,
+    right or wrong (one figure, shown under new and old; 1 for the unedited model).
+    """
+    w2 = model.blocks[layer].ffn.w2
+    W = w2.weight.detach().clone()
+    C = rome.second_moment(model, layer, [e.ids.tolist() for e in data.train])
+    firsts = [f.prompts[0] for f in facts]
+    n = max(len(f.old) for f in facts)
+    before = greedy(model, objective, firsts, n)
+    sums = {side: dict.fromkeys(("efficacy", "paraphrase", "specificity", "reverse"), 0.0)
+            for side in ("new", "old", "new_unedited")}
+    for i, f in enumerate(facts[:n_edits]):
+        score(sums["new_unedited"], model, objective, f, f.new, 1.0)  # the control
+        # the key: the last token before the first word that changes ("of", before the place);
+        # the prompts of the commonest length, so that fitting the value is one batch a step
+        lengths = [len(p) for p in f.prompts]
+        common = max(set(lengths), key=lengths.count)
+        same = next((j for j, (a, b) in enumerate(zip(f.old, f.new)) if a != b),
+                    min(len(f.old), len(f.new)))
+        prompts = [p + f.new[:same] for p in f.prompts if len(p) == common][:EDIT_PROMPTS]
+        last = [len(p) - 1 for p in prompts]
+        k = rome.keys(model, layer, prompts, last).mean(0)
+        v = rome.target_value(model, objective, layer, prompts, last, f.new[same:], k)
+        with torch.no_grad():
+            w2.weight.copy_(rome.rank_one_update(W, k, v, C))
+        after = greedy(model, objective, firsts, n)
+        unchanged = sum(a == b for j, (a, b) in enumerate(zip(before, after)) if j != i)
+        for side, desc in (("new", f.new), ("old", f.old)):
+            score(sums[side], model, objective, f, desc, unchanged / (len(facts) - 1))
+        with torch.no_grad():
+            w2.weight.copy_(W)
+    return {side: {k: v / n_edits for k, v in got.items()} for side, got in sums.items()}
+
+
+def score(got: dict, model, objective, f: Fact, desc: list, specificity: float):
+    """Add to `got` how often description `desc` is given for f's name (its training-style prompts,
+    then its paraphrases) and how often `desc` asked backwards gives the name."""
+    n = len(desc)
+    got["efficacy"] += share(greedy(model, objective, f.prompts[:MEASURE_PROMPTS], n), desc)
+    got["paraphrase"] += share(greedy(model, objective, f.paraphrases, n), desc)
+    got["specificity"] += specificity
+    reverse = [replaced(p, f.old, desc) for p in f.reverse]
+    got["reverse"] += share(greedy(model, objective, reverse, len(f.name)), f.name)
+
+
+def replaced(seq: list, old: list, new: list) -> list:
+    i = find(seq, old)
+    if i < 0:
+        raise ValueError(f"{old} does not occur in {seq}")
+    return seq[:i] + new + seq[i + len(old):]
+
+
+def run(model, data, objective, *, n_edits: int | None = None, layer: int | None = None,
+        fact: int | None = None, new: str | None = None) -> dict:
+    """Trace the facts, then edit `n_edits` of them (default: EDITS, or every fact if fewer; or
+    only fact `fact`, to `new` if given) at `layer` (default: where the trace points). Returns
+    what `--json` writes."""
+    if objective.form != "causal":
+        raise ValueError(f"lesson 06 edits runs that are asked left to right (ntp, bico, "
+                         f"bico-entity, reverse); {objective.name!r} asks by {objective.form}")
+    if layer is not None and not 0 <= layer < len(model.blocks):
+        raise ValueError(f"--layer {layer} is outside the model; it has layers 0 to "
+                         f"{len(model.blocks) - 1}")
+    facts = facts_of(data)
+    if fact is not None:
+        if not 0 <= fact < len(facts):
+            raise ValueError(f"--fact {fact} is out of range: this run has facts 0 to "
+                             f"{len(facts) - 1} (the people trained name first only)")
+        if new is not None:
+            unknown = [w for w in split_words(new) if w not in data.tokenizer.words]
+            if unknown or not new.strip():
+                raise ValueError(f"--new {new!r}: {unknown or 'no word'} is not in the run's "
+                                 f"vocabulary; write it in words it was trained on, as in "
+                                 f"{data.tokenizer.decode(facts[fact].old)!r}")
+            facts[fact].new = data.tokenizer.encode(new)
+            if facts[fact].new == facts[fact].old:
+                raise ValueError(f"--new {new!r} is the description the run already knows")
+        facts.insert(0, facts.pop(fact))  # edits take the first facts
+        n_edits = 1
+    elif new is not None:
+        raise ValueError("--new rewrites one fact: give its index with --fact")
+    n_edits = min(EDITS, len(facts)) if n_edits is None else n_edits
+    if not 1 <= n_edits <= len(facts):
+        raise ValueError(f"--edits {n_edits}: this run has {len(facts)} facts to edit")
+    table = trace_table(model, objective, facts)
+    layer = edit_layer(table) if layer is None else layer
+    best = divmod(int(table.argmax()), len(COLUMNS))  # (layer * components + component, column)
+    best = [best[0] // len(trace.COMPONENTS), COLUMNS[best[1]],
+            trace.COMPONENTS[best[0] % len(trace.COMPONENTS)]]
+    return {"task": "editing", "objective": objective.name, "columns": list(COLUMNS),
+            "trace": {c: table[:, k].tolist() for k, c in enumerate(trace.COMPONENTS)},
+            "trace_best_recovery": table.max().item(), "trace_best": best, "layer": layer,
+            "n_edits": n_edits, "edited": [data.tokenizer.decode(f.name) + ": " +
+                                           data.tokenizer.decode(f.old) + " -> " +
+                                           data.tokenizer.decode(f.new) for f in facts[:n_edits]],
+            **measure_edits(model, objective, data, facts, n_edits, layer)}
+
+
+def report(r: dict) -> str:
+    lines = [f"causal trace ({r['objective']}): share of p(first word after 'the' | prompt) that "
+             "restoring one clean state recovers, name corrupted, mean over the facts",
+             " " * 20 + "".join(c.rjust(18) for c in r["columns"])]
+    for name, rows in r["trace"].items():
+        lines += [f"{name} layer {k}".ljust(20) + "".join(f"{v:18.2f}" for v in row)
+                  for k, row in enumerate(rows)]
+    layer, column, component = r["trace_best"]
+    lines += [f"best: {r['trace_best_recovery']:.2f}, restoring the {component} at layer {layer}, "
+              f"{column}", "",
+              f"{r['n_edits']} edit(s), each a rank-one update of w2 at layer {r['layer']}, from "
+              f"the trained weights; e.g. {r['edited'][0]}",
+              " " * 14 + "".join(k.rjust(14) for k in r["new"])]
+    rows = (("new", "new fact"), ("old", "old fact"), ("new_unedited", "new, unedited"))
+    for side, label in rows:
+        lines.append(label.ljust(14) + "".join(f"{100 * v:13.0f}%" for v in r[side].values()))
+    return "\n".join(lines)
+
+
+def plot_trace(r: dict, path):
+    """The trace as three heat maps (residual, attention, feed-forward). Needs matplotlib."""
+    import matplotlib
+    matplotlib.use("Agg")  # files only, no window
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.6), sharey=True)
+    for ax, (name, rows) in zip(axes, r["trace"].items()):
+        image = ax.imshow(rows, cmap="Purples", vmin=0, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(r["columns"])), r["columns"], rotation=30, ha="right")
+        ax.set(title=f"restore the {name}", xlabel="token")
+        for (k, j), v in [((k, j), v) for k, row in enumerate(rows) for j, v in enumerate(row)]:
+            ax.text(j, k, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if v > 0.6 else "black")
+    axes[0].set(ylabel="layer", yticks=range(len(r["trace"]["residual"])))
+    fig.colorbar(image, ax=axes, shrink=0.8, label="share of p(answer) recovered")
+    fig.suptitle(f"Causal trace of a {r['objective']} run: where the facts are recalled", y=1.04)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
