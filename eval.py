@@ -161,7 +161,7 @@ def evaluate_dynamics(args, device):
                           **answer_asymmetry(model, data, objective, device)})
     print(dynamics.report(r))
     if args.plot:
-        dynamics.plot_heatmaps(r["blocks"], args.plot)
+        dynamics.plot(r, args.plot)
     write_json(args, {k: v for k, v in r.items() if k != "blocks"})
 
 

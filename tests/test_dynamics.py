@@ -187,3 +187,15 @@ def test_answer_asymmetry_is_zero_for_a_model_that_ignores_the_prompt():
     r = answer_asymmetry(model, data, get("ntp"))
     assert set(r["per_test"]) == {"N2D", "D2N", "N2D-reverse", "D2N-reverse"}
     assert r["w_forward"] == pytest.approx(0, abs=1e-5) and r["w_reverse"] == pytest.approx(0, abs=1e-5)
+
+
+@pytest.mark.tools
+def test_the_lesson_figure_draws_the_losses_and_the_heat_maps(tmp_path):
+    """The lesson's figure command (`eval.py --task dynamics --plot PNG`) on a made-up result."""
+    pytest.importorskip("matplotlib", reason="the plot extra: pip install -e '.[plot]'")
+    from tinyrev.dynamics.experiment import plot
+    block = torch.eye(4)
+    r = {"history": [(0, 6.0, 6.0), (50, 0.1, 6.1)], "config": {"dim": 8, "M": 403},
+         "blocks": {"bilinear": (block, -block), "decoder": (block, block)}}
+    plot(r, tmp_path / "dynamics.png")
+    assert (tmp_path / "dynamics.png").stat().st_size > 10_000

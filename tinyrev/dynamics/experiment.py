@@ -216,13 +216,27 @@ def heatmap(forward, reverse, size: int = 12) -> str:
     return "\n".join(lines)
 
 
-def plot_heatmaps(blocks: dict, path):
-    """The heat maps as a picture. matplotlib is optional: imported here, only when asked for."""
+def plot(r: dict, path):
+    """The bilinear model's train and reverse loss over the steps, then the heat maps, as one
+    picture. matplotlib is optional: imported here, only when asked for."""
     import matplotlib
     matplotlib.use("Agg")  # draw to a file, with no window
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(blocks), 2, figsize=(7, 3.2 * len(blocks)), squeeze=False)
-    for row, (name, (forward, reverse)) in zip(axes, blocks.items()):
+    blocks = r["blocks"]
+    fig, axes = plt.subplots(len(blocks) + 1, 2, figsize=(7, 3.2 * (len(blocks) + 1)),
+                             squeeze=False, layout="constrained")
+    steps, train, reverse = zip(*r["history"])
+    curve = axes[0, 0]
+    curve.plot(steps, train, "-o", label="train: A_i → B_i")
+    curve.plot(steps, reverse, "-s", label="reverse: B_i ← ?")
+    curve.axhline(math.log(r["config"]["M"]), color="k", linewidth=0.5, linestyle=":",
+                  label="log M: uniform over the vocabulary")
+    curve.set(xlabel="gradient step", ylabel="loss (nats)", title="bilinear model, d = "
+              f"{r['config']['dim']}")
+    curve.title.set_fontsize(9)
+    curve.legend(fontsize=7)
+    axes[0, 1].axis("off")
+    for row, (name, (forward, reverse)) in zip(axes[1:], blocks.items()):
         top = max(forward.max().item(), reverse.max().item())
         for ax, block, title in zip(row, (forward, reverse), ("A_i → B_j (trained)",
                                                                "B_i ← A_j (untrained)")):
