@@ -44,7 +44,8 @@ def draw_rope(plt, path):
             transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=9,
             bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
     for name, style in (("forward", "-o"), ("reverse", "--s")):
-        ax.plot(offsets.numpy(), curves[name].numpy(), style, markersize=3, label=f"{name} rotation")
+        ax.plot(offsets.numpy(), curves[name].numpy(), style, markersize=3,
+                label=f"{name} rotation")
     ax.set(xlabel="offset n − m of the key (n) from the query (m)", ylabel="score q·k / √D",
            title="RoPE: one query and one key, moved apart (the reverse rotation mirrors it)")
     ax.axvline(0, color="k", linewidth=0.5)
