@@ -24,7 +24,7 @@ from tinyrev.editing import experiment as editing
 from tinyrev.length.experiment import (DEPTHS, N_GLOBAL, N_KEYS, N_TEXTS, evaluate_length,
                                        format_length, load_length_run, plot_curve)
 from tinyrev.reversal.evaluate import (DIRECTIONS, answer_asymmetry, complete, known_answer,
-                                      table)
+                                      plot_reverse, table)
 from tinyrev.reversal.experiment import load_run, score
 from tinyrev.trainer import TrainConfig, pick_device
 
@@ -39,8 +39,9 @@ def parse():
                    help="also write the results as JSON")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best one present)")
     p.add_argument("--prompt", metavar="TEXT", help="print each run's greedy completion of TEXT")
-    p.add_argument("--plot", metavar="PNG", help="length: the NLL curve; dynamics, editing: the "
-                   "heat maps (needs matplotlib, an optional extra)")
+    p.add_argument("--plot", metavar="PNG", help="reversal: reverse accuracy by objective; length: "
+                   "the NLL curve; dynamics, editing: the heat maps (needs matplotlib, an optional "
+                   "extra)")
     length = p.add_argument_group("length task")
     length.add_argument("--n-global", type=int, default=N_GLOBAL,
                         help=f"Λ: first tokens every query keeps (default: {N_GLOBAL})")
@@ -148,6 +149,8 @@ def evaluate_reversal(args, device):
     print()
     print(table(results, "logprob_margin"))
     write_json(args, results)
+    if args.plot:
+        plot_reverse(results, args.plot)
 
 
 def evaluate_dynamics(args, device):

@@ -71,3 +71,14 @@ def test_contains_finds_the_target_anywhere_and_only_whole():
     from tinyrev.reversal.evaluate import _contains
     assert _contains([9, 4, 5, 6], [5, 6]) and _contains([5, 6], [5, 6])
     assert not _contains([5], [5, 6]) and not _contains([5, 9, 6], [5, 6])
+
+
+@pytest.mark.tools
+def test_the_lesson_figure_draws_reverse_accuracy_by_objective(tmp_path):
+    """The lesson's figure command (`eval.py RUN... --plot PNG`) on made-up results."""
+    pytest.importorskip("matplotlib", reason="the plot extra: pip install -e '.[plot]'")
+    from tinyrev.reversal.evaluate import plot_reverse
+    results = [{"objective": o, "accuracy": {"N2D-reverse": a, "D2N-reverse": a / 2}}
+               for o, a in (("ntp", 0.0), ("ntp", 0.02), ("bico", 0.3))]
+    plot_reverse(results, tmp_path / "reverse.png")
+    assert (tmp_path / "reverse.png").stat().st_size > 10_000

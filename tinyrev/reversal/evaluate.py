@@ -172,3 +172,28 @@ def table(results: list, key: str = "accuracy") -> str:
             cells.append(cell.rjust(16))
         lines.append(objective.ljust(20) + "".join(cells) + f"   {len(runs)}")
     return "\n".join(lines)
+
+
+def plot_reverse(results: list, path):
+    """Reverse accuracy by objective: a bar per test (mean over seeds), a dot per seed. Needs
+    matplotlib, an optional extra."""
+    import matplotlib
+    matplotlib.use("Agg")  # files only, no window
+    import matplotlib.pyplot as plt
+    by_objective = defaultdict(list)
+    for r in results:
+        by_objective[r["objective"]].append(r)
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    for k, test in enumerate(("N2D-reverse", "D2N-reverse")):
+        for i, runs in enumerate(by_objective.values()):
+            values = [100 * r["accuracy"][test] for r in runs]
+            x = i + 0.4 * (k - 0.5)
+            ax.bar(x, statistics.fmean(values), 0.38, color=f"C{k}", label=None if i else test)
+            ax.plot([x] * len(values), values, "k.", markersize=4)
+    ax.set_xticks(range(len(by_objective)), list(by_objective))
+    ax.set(ylabel="reverse accuracy (%)", ylim=(0, 100), title="The reversal curse and its cures: "
+           "facts asked the other way round (bars: mean over seeds; dots: each seed)")
+    ax.title.set_fontsize(10)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
