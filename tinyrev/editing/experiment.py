@@ -3,8 +3,8 @@
 Covers: the facts (the people of a run on generated facts who were trained name first only) and
 their prompts: training-style (the run's own training sentences cut before the description),
 held-out paraphrases (the N2D test) and reversed (the N2D-reverse test, description first); a new
-description per person made of words the model knows (another person's adjective, this person's
-role and place); the trace table averaged over facts; the edits, each from the trained weights,
+description per person made of words the model knows (this person's adjective and role, another
+person's place); the trace table averaged over facts; the edits, each from the trained weights,
 and what they change: efficacy, paraphrase, specificity and reverse, for the new fact and the old.
 Leaves out: tracing and editing themselves (trace.py, rome.py); facts read from files (who is who
 is known only for generated facts); runs of objectives that ask by infilling or by prefix.
@@ -201,9 +201,9 @@ def run(model, data, objective, *, n_edits: int | None = None, layer: int | None
         raise ValueError(f"--edits {n_edits}: this run has {len(facts)} facts to edit")
     table = trace_table(model, objective, facts)
     layer = edit_layer(table) if layer is None else layer
-    best = divmod(int(table.argmax()), len(COLUMNS))  # (layer * components + component, column)
-    best = [best[0] // len(trace.COMPONENTS), COLUMNS[best[1]],
-            trace.COMPONENTS[best[0] % len(trace.COMPONENTS)]]
+    best_layer, component, column = (int(i) for i in torch.unravel_index(table.argmax(),
+                                                                         table.shape))
+    best = [best_layer, COLUMNS[column], trace.COMPONENTS[component]]
     return {"task": "editing", "objective": objective.name, "columns": list(COLUMNS),
             "trace": {c: table[:, k].tolist() for k, c in enumerate(trace.COMPONENTS)},
             "trace_best_recovery": table.max().item(), "trace_best": best, "layer": layer,
@@ -242,9 +242,10 @@ def plot_trace(r: dict, path):
         image = ax.imshow(rows, cmap="Purples", vmin=0, vmax=1, aspect="auto")
         ax.set_xticks(range(len(r["columns"])), r["columns"], rotation=30, ha="right")
         ax.set(title=f"restore the {name}", xlabel="token")
-        for (k, j), v in [((k, j), v) for k, row in enumerate(rows) for j, v in enumerate(row)]:
-            ax.text(j, k, f"{v:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if v > 0.6 else "black")
+        for k, row in enumerate(rows):
+            for j, v in enumerate(row):
+                ax.text(j, k, f"{v:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if v > 0.6 else "black")
     axes[0].set(ylabel="layer", yticks=range(len(r["trace"]["residual"])))
     fig.colorbar(image, ax=axes, shrink=0.8, label="share of p(answer) recovered")
     fig.suptitle(f"Causal trace of a {r['objective']} run: where the facts are recalled", y=1.04)

@@ -70,9 +70,9 @@ def rank_one_update(W: torch.Tensor, k: torch.Tensor, v: torch.Tensor, C: torch.
 
 def target_value(model, objective, layer: int, prompts: list, last: list, answer: list,
                  k: torch.Tensor, steps: int = 20, lr: float = 0.1) -> torch.Tensor:
-    """v* = W k* + δ, δ fitted so that every prompt (ids, the name's last token at last[i]) is
+    """v* = W k* + δ, δ fitted so that every prompt (ids, the edited token at last[i]) is
     followed by `answer`: Adam on −mean log p(answer | prompt) with the feed-forward output of
-    layer `layer` at the name's last token shifted by δ."""
+    layer `layer` at the edited token shifted by δ."""
     W = model.blocks[layer].ffn.w2.weight
     delta = torch.zeros(W.shape[0], device=W.device, requires_grad=True)
     opt = torch.optim.Adam([delta], lr=lr)

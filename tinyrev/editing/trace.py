@@ -91,7 +91,7 @@ def trace(model, objective, question: list, answer: list, subject: list, gen) ->
     model.eval()
     p_clean, clean = clean_states(model, objective, question, answer)
     std = NOISE * model.embed.weight.std()
-    noise = (torch.randn(len(subject), model.cfg.dim, generator=gen) * std.cpu()).to(std)
+    noise = torch.randn(len(subject), model.cfg.dim, generator=gen).to(std) * std
     cells = [(layer, name, t) for layer in range(len(model.blocks)) for name in COMPONENTS
              for t in range(len(question))]
     p = corrupted_probs(model, objective, question, answer, subject, noise,

@@ -88,7 +88,7 @@ class PlainGPT(nn.Module):
         self.norm, self.head = nn.LayerNorm(d, bias=False), nn.Linear(d, vocab, bias=False)
         self.head.weight = self.embed.weight
 
-    def forward(self, idx, *_, **__):
+    def forward(self, idx, *_, **__):  # loss_of also passes positions, pattern, masks: unused
         x = self.embed(idx) + self.pos_embed(torch.arange(idx.shape[1], device=idx.device))
         for block in self.blocks:
             x = block(x)

@@ -61,9 +61,10 @@ def draw_bico(plt, path, T: int = 8):
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
     for ax, (title, grid) in zip(axes, grids.items()):
         ax.imshow(grid.numpy(), cmap="coolwarm", vmin=-T, vmax=T)
-        for (r, c), value in zip(torch.cartesian_prod(torch.arange(T), torch.arange(T)).tolist(),
-                                 grid.flatten().tolist()):
-            ax.text(c, r, f"{value:+d}" if value else "0", ha="center", va="center", fontsize=8)
+        for r, row in enumerate(grid.tolist()):
+            for c, value in enumerate(row):
+                ax.text(c, r, f"{value:+d}" if value else "0", ha="center", va="center",
+                        fontsize=8)
         ax.set(title=title, xlabel="key j", ylabel="query i")
         ax.title.set_fontsize(9)
     fig.suptitle("The offset each score is computed at (red: positive, an offset causal "
