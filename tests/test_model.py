@@ -107,3 +107,13 @@ def test_sampling_is_reproducible_with_a_generator():
 def test_bad_config_is_refused(kw, message):
     with pytest.raises(ValueError, match=message):
         ModelConfig(vocab_size=10, **kw)
+
+
+def test_generated_tokens_train_after_a_clone():
+    """generate runs under inference_mode; its tokens, cloned, feed a training step."""
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(vocab_size=16, dim=16, n_layers=1, n_heads=2))
+    new = generate(model, torch.zeros(2, 3, dtype=torch.long), 4)
+    assert new.is_inference()
+    model(new.clone()).sum().backward()
+    assert model.embed.weight.grad is not None

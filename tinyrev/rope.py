@@ -13,7 +13,20 @@ Why it gives relative positions: with rotations R(m) for the query and R(n) for 
 offset flips sign: the score at (m, n) equals the forward score at (n, m).
 """
 
+import functools
+
 import torch
+
+
+@functools.lru_cache(maxsize=None)
+def rope_frequencies(D: int, base: float, device: torch.device) -> torch.Tensor:
+    """theta_i = base ** (-2i / D) for the D/2 pairs, fp32. They depend on nothing but D and the
+    base, so each (D, base, device) is computed once: a decoding step calls apply_rope eight
+    times on a single token, and computing them every time made it 8% slower (2 048 tokens
+    cached, one thread). Callers only read the tensor; nothing may write into it."""
+    # BEGIN SOLUTION lesson01: the pair frequencies base^(-2i/D)
+    return base ** (-torch.arange(0, D, 2, device=device, dtype=torch.float32) / D)
+    # END SOLUTION
 
 
 def apply_rope(x: torch.Tensor, pos: torch.Tensor, *, base: float = 10000.0,
@@ -30,8 +43,8 @@ def apply_rope(x: torch.Tensor, pos: torch.Tensor, *, base: float = 10000.0,
     if pos.shape[-1] != x.shape[-2]:
         raise ValueError(f"apply_rope: {pos.shape[-1]} positions for {x.shape[-2]} vectors")
     # BEGIN SOLUTION lesson01: rotate pair i by pos * base^(-2i/D); reverse negates the sines
-    inv_freq = base ** (-torch.arange(0, D, 2, device=x.device, dtype=torch.float32) / D)
-    angle = pos.to(x.device, torch.float32)[..., None] * inv_freq  # (..., T, D/2)
+    theta = rope_frequencies(D, base, x.device)
+    angle = pos.to(x.device, torch.float32)[..., None] * theta  # (..., T, D/2)
     if pos.dim() == 2:
         angle = angle[:, None]  # one row of positions per sequence, shared by its heads
     turn = torch.polar(torch.ones_like(angle), -angle if reverse else angle)  # e^(±i angle)
