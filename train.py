@@ -12,7 +12,8 @@ generated ones in that format, to read or edit.
 
 import json
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import signal
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -144,6 +145,15 @@ def report(r):
     return r
 
 
+def attempt(job):
+    """train_one in a worker: a run that fails comes back as its message, so the others go on."""
+    run, settings = job
+    try:
+        return run, train_one(*run, settings), None
+    except (ValueError, FloatingPointError, OSError) as e:
+        return run, None, str(e)
+
+
 def parallel(runs, settings, jobs):
     """The runs in `jobs` processes, one thread each unless --threads says otherwise; a line per
     run as it finishes; a failed run is named, the others finish."""
@@ -151,16 +161,17 @@ def parallel(runs, settings, jobs):
     settings = (given, facts_files, device, threads or 1)
     results, failed = {}, []
     print(f"training {len(runs)} runs, {jobs} at a time, {threads or 1} thread(s) each")
+    # A plain `kill` (SIGTERM) ends Python at once, and the workers would train on, orphaned.
+    # As SystemExit it leaves the `with` below, and a Pool's exit terminates its workers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     context = multiprocessing.get_context("spawn")  # a fork of a process running torch can hang
-    with ProcessPoolExecutor(jobs, mp_context=context) as pool:
-        futures = {pool.submit(train_one, *run, settings): run for run in runs}
-        for future in as_completed(futures):
-            objective, seed, out = futures[future]
-            try:
-                results[futures[future]] = report(future.result())
-            except (ValueError, FloatingPointError, OSError) as e:
-                print(f"   {out}: failed: {e}", flush=True)
-                failed.append(out)
+    with context.Pool(jobs) as pool:
+        for run, result, error in pool.imap_unordered(attempt, [(r, settings) for r in runs]):
+            if error is None:
+                results[run] = report(result)
+            else:
+                print(f"   {run[2]}: failed: {error}", flush=True)
+                failed.append(run[2])
     if failed:
         raise ValueError(f"{len(failed)} of {len(runs)} runs failed ({', '.join(failed)}); the "
                          "others finished and are saved")

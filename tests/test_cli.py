@@ -5,10 +5,13 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
+
+from tinyrev.checkpoint import CLAIM
 
 pytestmark = pytest.mark.tools
 ROOT = Path(__file__).resolve().parents[1]
@@ -152,3 +155,39 @@ def test_a_failed_parallel_run_is_named_and_the_others_finish(tmp_path):
         trained(code, err)  # skipped in the student version, else fails showing what went wrong
     assert code == 2 and "Traceback" not in err, err
     assert "bico-s0" in err and "1 of 2 runs failed" in err
+
+
+def running(pid):
+    """Whether process `pid` runs (a zombie, finished but not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_a_killed_parallel_batch_leaves_no_worker_training(tmp_path):
+    """`kill` (SIGTERM) of train.py --jobs 2 ends the workers too: none trains on, orphaned."""
+    out = tmp_path / "t"
+    proc = subprocess.Popen([sys.executable, "train.py", "--objective", "ntp", "bico", "--steps",
+                             "100000", "--batch-size", "8", "--out", str(out), "--quiet",
+                             "--jobs", "2", "--facts", tiny_facts(tmp_path)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    claims = [out / run / CLAIM for run in ("ntp-s0", "bico-s0")]
+    deadline = time.monotonic() + 120
+    while not all(c.exists() for c in claims) and proc.poll() is None:
+        assert time.monotonic() < deadline, "the workers never started training"
+        time.sleep(0.1)
+    if proc.poll() is not None:  # both runs stopped at once: the student version, say
+        _, err = proc.communicate()
+        trained(proc.returncode, err)
+        pytest.fail(f"train.py ended before it was killed: {err}")
+    workers = [int(c.read_text()) for c in claims]
+    assert all(running(pid) for pid in workers) and proc.pid not in workers
+    proc.terminate()
+    proc.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while any(running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(running(pid) for pid in workers), f"workers {workers} still train"
+    assert proc.returncode != 0
