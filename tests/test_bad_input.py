@@ -147,6 +147,7 @@ def test_an_empty_completion_in_a_training_file_is_refused(tmp_path):
     (["train.py", "--write-facts", ""], ["--write-facts", "must not be empty"]),
     (["-m", "tinyrev.tools.bench", "--rounds", "0"], ["--rounds", "positive integer"]),
     (["-m", "tinyrev.tools.bench", "--device", "tpu"], ["unknown device 'tpu'"]),
+    (["-m", "tinyrev.tools.bench", "--threads", "0"], ["--threads", "positive integer"]),
     (["-m", "tinyrev.tools.bench", "--json", "no/such/dir/b.json"], ["does not exist"]),
 ])
 def test_unclear_inputs_each_get_their_line(args, words, capsys, monkeypatch):

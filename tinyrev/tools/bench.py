@@ -178,12 +178,17 @@ def main():
                    help="alternating rounds (medians reported)")
     p.add_argument("--decode-to", type=cli.positive_int, default=16384, metavar="N",
                    help="decoding benchmark length, a power of two >= 1024 (default: 16384)")
+    p.add_argument("--threads", type=cli.positive_int,
+                   help="torch threads (default: torch's own choice); decoding at batch 1 is "
+                        "mostly small operations, and its speed-up depends on this count")
     p.add_argument("--json", metavar="PATH", type=cli.output_file,
                    help="also write the figures as JSON")
     args = p.parse_args()
     if args.decode_to < 1024 or args.decode_to & (args.decode_to - 1):
         p.error(f"--decode-to must be a power of two >= 1024; got {args.decode_to}")
     device = pick_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     r = measure(device, args.rounds)
     print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}; "
           f"medians of {args.rounds} rounds")
@@ -204,7 +209,8 @@ def main():
         print(f"  n = {n:6d}        {f:12.0f}{lam:10.0f}{lam / f:10.2f}x{fb:16.2f}{lb:13.2f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"device": str(device), **r, "decode": d}, f, indent=2)
+            json.dump({"device": str(device), "threads": torch.get_num_threads(), **r,
+                       "decode": d}, f, indent=2)
 
 
 if __name__ == "__main__":
