@@ -6,6 +6,8 @@ tokens, AdamW, causal mask) as tokens/s, as a share of that peak, and against a 
 same shape written here in a few lines (GPT-2 as nanoGPT writes it: learned positions, LayerNorm,
 a GELU MLP, tied head; no bias, no dropout). A shared CPU's speed drifts from second to second,
 so the three are measured in alternating rounds and the medians reported.
+Then the arithmetic that bounds the reversal experiment: the model FLOPs of one default run of
+each objective and of the five-seed table, and the least time they take at that peak.
 Then decoding up to 16 384 tokens with the full KV cache against Λ's bounded cache, side by side
 in the same run: tokens/s in each doubling of the length, and the cache's memory.
 Leaves out: evaluation speed, and decoding with trained weights (speed does not depend on them).
@@ -18,16 +20,19 @@ plus 12 * layers * T * d for the attention scores and their weighted sums.
 import json
 import statistics
 import time
+from dataclasses import asdict
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from .. import cli
+from .. import cli, objectives
 from ..attention import Pattern
 from ..model import KVCache, ModelConfig, Transformer, generate
 from ..objectives import Batch
+from ..reversal.experiment import data_of
+from ..reversal.facts import FactsConfig
 from ..trainer import TrainConfig, autocast, loss_of, make_optimizer, pick_device
 
 SHAPE = {"dim": 128, "n_layers": 4, "n_heads": 4, "vocab_size": 512, "batch": 64, "seq": 64}
@@ -96,8 +101,8 @@ class PlainGPT(nn.Module):
 
 
 def train_step(device, plain: bool = False):
-    """A training step at the fixed shape (of tinyrev, or of PlainGPT), and the model FLOPs it
-    performs. Both run the same optimizer, loss and batch."""
+    """A training step at the fixed shape (of tinyrev, or of PlainGPT), and the model it trains.
+    Both run the same optimizer, loss and batch."""
     B, T = SHAPE["batch"], SHAPE["seq"]
     torch.manual_seed(0)
     cfg = ModelConfig(vocab_size=SHAPE["vocab_size"], dim=SHAPE["dim"], n_layers=SHAPE["n_layers"],
@@ -114,12 +119,34 @@ def train_step(device, plain: bool = False):
         loss.backward()
         opt.step()
 
-    n_mult = sum(p.numel() for name, p in model.named_parameters() if not name.startswith("embed"))
-    return step, (6 * n_mult + 12 * cfg.n_layers * T * cfg.dim) * B * T
+    return step, model
+
+
+def flops_per_token(model: Transformer, T: int) -> float:
+    """Training FLOPs per token at sequence length T, the estimate in this module's docstring:
+    6 per multiplying weight (every one but the embedding lookups) plus 12 * layers * T * d."""
+    n_mult = sum(p.numel() for name, p in model.named_parameters() if "embed" not in name)
+    return 6 * n_mult + 12 * model.cfg.n_layers * T * model.cfg.dim
+
+
+def reversal_run_flops(objective: str = "ntp", n_batches: int = 200) -> float:
+    """Model FLOPs of one default reversal run (generated facts, TrainConfig's steps and batch
+    size), from the mean shape of `n_batches` batches of `objective`, padding included."""
+    data, make, cfg = data_of({"facts": asdict(FactsConfig())}), objectives.get(objective), \
+        TrainConfig()
+    model = Transformer(ModelConfig(vocab_size=len(data.tokenizer),
+                                    span_positions=make.span_positions))
+    gen, shapes = torch.Generator().manual_seed(0), []
+    for _ in range(n_batches):
+        pick = torch.randint(len(data.train), (cfg.batch_size,), generator=gen).tolist()
+        shapes.append(make([data.train[i] for i in pick], gen).idx.shape)
+    B, T = (statistics.mean(shape[k] for shape in shapes) for k in (0, 1))
+    return flops_per_token(model, T) * B * T * cfg.steps
 
 
 def measure(device, rounds: int = 7) -> dict:
-    (step, flops), (plain, _) = train_step(device), train_step(device, plain=True)
+    (step, model), (plain, _) = train_step(device), train_step(device, plain=True)
+    flops = flops_per_token(model, SHAPE["seq"]) * SHAPE["batch"] * SHAPE["seq"]
     peaks, seconds, plain_seconds = [], [], []
     for _ in range(rounds):
         peaks.append(matmul_peak(device))
@@ -130,7 +157,8 @@ def measure(device, rounds: int = 7) -> dict:
             "tokens_per_s": SHAPE["batch"] * SHAPE["seq"] / s,
             "gflops": flops / s / 1e9, "share_of_peak": flops / s / 1e9 / peak,
             "plain_gpt_step_ms": 1000 * statistics.median(plain_seconds),
-            "vs_plain_gpt": statistics.median(p / t for p, t in zip(plain_seconds, seconds))}
+            "vs_plain_gpt": statistics.median(p / t for p, t in zip(plain_seconds, seconds)),
+            "reversal_run_tflop": {o: reversal_run_flops(o) / 1e12 for o in objectives.OBJECTIVES}}
 
 
 def decode(device, n_tokens: int = 16384, n_global: int = 4, n_local: int = 64,
@@ -200,6 +228,13 @@ def main():
           f"{100 * r['share_of_peak']:.0f}% of peak")
     print(f"  plain GPT, same shape   {r['plain_gpt_step_ms']:8.1f} ms a step; tinyrev runs at "
           f"{r['vs_plain_gpt']:.2f}x its speed (> 1: faster)")
+    run, peak = r["reversal_run_tflop"], r["peak_gflops"] * 1e9
+    table = 5 * sum(run.values())
+    print(f"a default reversal run    {run['ntp']:8.1f} TFLOP (ntp; "
+          f"{', '.join(f'{o} {t:.1f}' for o, t in run.items() if o != 'ntp')}): "
+          f"{run['ntp'] * 1e12 / peak:.0f} s at the whole peak")
+    print(f"the five-seed table       {table:8.1f} TFLOP: {table * 1e12 / peak / 60:.1f} min at the "
+          "whole peak")
     d = decode(device, args.decode_to)
     print("greedy decoding, batch 1, same shape: full KV cache vs Λ cache (n_global 4, n_local 64)")
     print("  tokens in [n/2, n)     full tok/s   Λ tok/s   speed-up   full cache MB   Λ cache MB")
