@@ -1,6 +1,7 @@
 """The student-version generator (tinyrev/assignment.py): regions out, everything else whole, and
 its refusals. Tools: graded by no lesson. Most cases use a small repository made in tmp_path."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -144,6 +145,8 @@ def test_an_unwritten_region_fails_in_one_line(tmp_path):
     # come on top)
     unwritten = [line for line in p.stdout.splitlines()
                  if line.startswith("NotImplementedError: Lesson 01: ")]
-    assert p.returncode == 1 and len(unwritten) == 13, p.stdout[-2000:]
+    failed = re.search(r"(\d+) failed", p.stdout)
+    assert p.returncode == 1 and failed and len(unwritten) == int(failed.group(1)) >= 13, \
+        p.stdout[-2000:]
     assert all(line.endswith("(unwritten)") for line in unwritten)
     assert "Traceback" not in p.stdout and len(p.stdout.splitlines()) < 60
