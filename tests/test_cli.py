@@ -1,4 +1,4 @@
-"""train.py and eval.py end to end, and their answers to bad input: tools, graded by no lesson
+"""train.py, eval.py and the bench end to end, and their answers to bad input: tools, graded by no lesson
 (the end-to-end runs pass once lessons 01 to 03 are done)."""
 
 import json
@@ -191,3 +191,18 @@ def test_a_killed_parallel_batch_leaves_no_worker_training(tmp_path):
         time.sleep(0.1)
     assert not any(running(pid) for pid in workers), f"workers {workers} still train"
     assert proc.returncode != 0
+
+
+def test_the_bench_counts_six_flops_per_weight_and_the_attention_term():
+    """flops_per_token against a count of its own: 6 per parameter outside the nn.Embedding
+    modules (Kaplan et al.'s non-embedding parameters: lookups cost no FLOPs), plus
+    12 * layers * T * d for the attention scores and weighted sums."""
+    from tinyrev.model import ModelConfig, Transformer
+    from tinyrev.tools.bench import flops_per_token, reversal_run_flops
+    model = Transformer(ModelConfig(vocab_size=50, dim=16, n_layers=2, n_heads=2,
+                                    span_positions=4))
+    weights = sum(p.numel() for m in model.modules() if not isinstance(m, torch.nn.Embedding)
+                  for p in m.parameters(recurse=False))
+    assert flops_per_token(model, 10) == 6 * weights + 12 * 2 * 10 * 16
+    # ABI's batches are longer than NTP's (Part A, then each span again after [START])
+    assert reversal_run_flops("abi", n_batches=5) > reversal_run_flops("ntp", n_batches=5) > 0

@@ -132,8 +132,8 @@ def flops_per_token(model: Transformer, T: int) -> float:
 def reversal_run_flops(objective: str = "ntp", n_batches: int = 200) -> float:
     """Model FLOPs of one default reversal run (generated facts, TrainConfig's steps and batch
     size), from the mean shape of `n_batches` batches of `objective`, padding included."""
-    data, make, cfg = data_of({"facts": asdict(FactsConfig())}), objectives.get(objective), \
-        TrainConfig()
+    data = data_of({"facts": asdict(FactsConfig())})
+    make, cfg = objectives.get(objective), TrainConfig()
     model = Transformer(ModelConfig(vocab_size=len(data.tokenizer),
                                     span_positions=make.span_positions))
     gen, shapes = torch.Generator().manual_seed(0), []
