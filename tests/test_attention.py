@@ -203,13 +203,16 @@ def test_key_mask_hides_keys_and_empty_rows_are_zero(qkv):
 
 
 def test_cached_queries_match_full_attention(qkv):
-    """Decoding with a cache: the last T_q queries against all keys equal the full result's rows."""
+    """Decoding with a cache: the last T_q queries against all keys equal the full result's rows
+    (one query, a decoding step, goes without a mask under causal, prefix and ABI)."""
     q, k, v = qkv
     pos = torch.arange(7)
     for pattern, opts in [("causal", {}), ("prefix", {"prefix_len": 3}),
-                          ("lambda", {"n_global": 1, "n_local": 3})]:
+                          ("abi", {"part_a_len": 4}), ("lambda", {"n_global": 1, "n_local": 3})]:
         full = attention(q, k, v, pos, pattern, **opts)
-        torch.testing.assert_close(attention(q[..., 5:, :], k, v, pos, pattern, **opts), full[..., 5:, :])
+        for start in (5, 6):
+            torch.testing.assert_close(attention(q[..., start:, :], k, v, pos, pattern, **opts),
+                                       full[..., start:, :])
 
 
 @pytest.mark.tools

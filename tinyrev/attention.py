@@ -171,9 +171,13 @@ def attention(q, k, v, pos, pattern="causal", *, key_mask=None, base: float = 10
             raise ValueError(f"Λ attention takes one position vector (T,) for the whole batch; "
                              f"got positions of shape {tuple(pos.shape)}")
         mask = lambda_mask(pos[T_k - T_q:], pos, p.n_global, p.n_local)
+    elif T_q == 1 and key_mask is None and p.name != "bico":
+        # a decoding step: causal, prefix and ABI all let the last position see every key, and a
+        # mask over 16k keys costs a tenth of the step
+        mask = None
     else:
         mask = build_mask(p, T_k, n_queries=T_q, device=q.device)
-    if mask.dim() == 3:
+    if mask is not None and mask.dim() == 3:
         mask = mask[:, None]  # (B, 1, T_q, T_k): one mask per sequence, shared by its heads
     empty = None
     if key_mask is not None:
