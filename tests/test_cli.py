@@ -1,5 +1,5 @@
-"""train.py, eval.py and the bench end to end, and their answers to bad input: tools, graded by no lesson
-(the end-to-end runs pass once lessons 01 to 03 are done)."""
+"""train.py, eval.py and the bench end to end, and their answers to bad input: tools, graded by
+no lesson (the end-to-end runs pass once lessons 01 to 03 are done)."""
 
 import json
 import re
