@@ -39,6 +39,8 @@ def parse():
                    help="also write the results as JSON")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best one present)")
     p.add_argument("--prompt", metavar="TEXT", help="print each run's greedy completion of TEXT")
+    p.add_argument("--form", choices=objectives.FORMS, help="reversal: ask every run this way "
+                   "instead of its objective's own (causal for ntp, bidirectional for bico, ...)")
     p.add_argument("--plot", metavar="PNG", help="reversal: reverse accuracy by objective; length: "
                    "the NLL curve; dynamics, editing: the heat maps (needs matplotlib, an optional "
                    "extra)")
@@ -74,6 +76,9 @@ def parse():
     edit.add_argument("--new", metavar="TEXT", help="with --fact: its new description, in words "
                       "the run was trained on (default: one made of such words)")
     args = p.parse_args()
+    if args.form and args.task != "reversal":
+        p.error(f"--form asks reversal runs another way; --task {args.task} reads its runs its "
+                "own way")
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         p.error("--plot needs matplotlib, an optional extra: pip install matplotlib")
     return args
@@ -122,7 +127,7 @@ def evaluate_editing(args, device):
     if len(args.runs) > 1:
         raise ValueError(f"--task editing edits one run at a time; got {len(args.runs)}")
     model, data, ckpt = load_run(args.runs[0], device)
-    r = editing.run(model, data, objectives.get(ckpt["meta"]["objective"]), n_edits=args.edits,
+    r = editing.run(model, data, left_to_right(ckpt), n_edits=args.edits,
                     layer=args.layer, fact=args.fact, new=args.new)
     r["run"] = args.runs[0]
     print(editing.report(r))
@@ -131,18 +136,31 @@ def evaluate_editing(args, device):
         editing.plot_trace(r, args.plot)
 
 
+def asked(ckpt, form):
+    """The run's objective, asked in `form` if one is given, else its own way."""
+    objective = objectives.get(ckpt["meta"]["objective"])
+    return objective if form is None else objective.asked(form)
+
+
+def left_to_right(ckpt):
+    """Lessons 05 and 06 read a causal decoder's logits (the effective log-prob, ROME's key at the
+    subject's last token): a BICO run is read there the way Lv et al. ask it, left to right."""
+    objective = asked(ckpt, None)
+    return objective.asked("causal") if objective.form == "bidirectional" else objective
+
+
 def evaluate_reversal(args, device):
     runs = [(run, *load_run(run, device)) for run in args.runs]
     if args.prompt is not None:
         for run, model, data, ckpt in runs:
-            objective = objectives.get(ckpt["meta"]["objective"])
+            objective = asked(ckpt, args.form)
             answer = complete(model, data.tokenizer, objective, args.prompt, device=device)
-            print(f"{run} ({objective.name}): {args.prompt} -> {answer}")
+            print(f"{run} ({objective.name}, {objective.form}): {args.prompt} -> {answer}")
         known = known_answer(runs[0][2], args.prompt)
         if known:
             print(f"right answer: {known[1]} (a {known[0]} test question, {DIRECTIONS[known[0]]})")
         return
-    results = [{**score(model, data, ckpt["meta"]["objective"],
+    results = [{**score(model, data, asked(ckpt, args.form),
                         TrainConfig(**ckpt["train_config"]), device), "run": str(run)}
                for run, model, data, ckpt in runs]
     print(table(results))
@@ -159,7 +177,7 @@ def evaluate_dynamics(args, device):
     r = dynamics.run(cfg, dim=args.dim, device=device)
     r["runs"] = []
     for run, model, data, ckpt in runs:
-        objective = objectives.get(ckpt["meta"]["objective"])
+        objective = left_to_right(ckpt)
         r["runs"].append({"run": str(run), "objective": objective.name,
                           **answer_asymmetry(model, data, objective, device)})
     print(dynamics.report(r))

@@ -21,7 +21,7 @@ from tinyrev import cli
 from tinyrev.checkpoint import check_fresh, load_checkpoint
 from tinyrev.length.experiment import LENGTH_TRAINING, TRAIN_LEN, train_length
 from tinyrev.length.longtext import LongTextConfig
-from tinyrev.objectives import OBJECTIVES
+from tinyrev.objectives import OBJECTIVES, get
 from tinyrev.reversal import factsio
 from tinyrev.reversal.evaluate import table
 from tinyrev.reversal.experiment import train_reversal
@@ -90,7 +90,7 @@ def resume(args):
     if meta.get("task") == "length":
         return length(args.resume, meta["train_len"], saved, LongTextConfig(**meta["text"]),
                       args, ckpt)
-    return [train_reversal(meta["objective"], args.resume, train_cfg=saved,
+    return [train_reversal(get(meta["objective"]), args.resume, train_cfg=saved,
                            facts_cfg=FactsConfig(**meta.get("facts", {})),
                            facts_files=meta.get("facts_files"), device=args.device,
                            resume=ckpt, progress=not args.quiet)]
@@ -106,7 +106,7 @@ def length(out, train_len, train_cfg, text_cfg, args, ckpt=None):
 
 def reversal(args, given):
     asked = args.objective or ["ntp"]
-    objectives = list(OBJECTIVES) if "all" in asked else list(dict.fromkeys(asked))
+    objectives = [get(name) for name in (OBJECTIVES if "all" in asked else dict.fromkeys(asked))]
     seeds = list(dict.fromkeys(args.seed or [0]))
     many = len(objectives) * len(seeds) > 1
     facts_files = factsio.read(args.facts) if args.facts else None  # read once, for every run
@@ -116,7 +116,7 @@ def reversal(args, given):
     runs = []
     for objective in objectives:
         for seed in seeds:
-            out = Path(args.out or "runs") / f"{objective}-s{seed}" if many or not args.out \
+            out = Path(args.out or "runs") / f"{objective.name}-s{seed}" if many or not args.out \
                 else Path(args.out)
             check_fresh(out, None)  # every run directory is checked before the first trains
             runs.append((objective, seed, str(out)))
@@ -124,7 +124,7 @@ def reversal(args, given):
     if args.jobs == 1:
         results = []
         for objective, seed, out in runs:
-            print(f"== {objective}-s{seed} -> {out}")
+            print(f"== {objective.name}-s{seed} -> {out}")
             results.append(report(train_one(objective, seed, out, settings, not args.quiet)))
         return results
     return parallel(runs, settings, args.jobs)
@@ -147,11 +147,11 @@ def report(r):
 
 def attempt(job):
     """train_one in a worker: a run that fails comes back as its message, so the others go on."""
-    run, settings = job
+    i, run, settings = job
     try:
-        return run, train_one(*run, settings), None
+        return i, train_one(*run, settings), None
     except (ValueError, FloatingPointError, OSError) as e:
-        return run, None, str(e)
+        return i, None, str(e)
 
 
 def parallel(runs, settings, jobs):
@@ -166,16 +166,17 @@ def parallel(runs, settings, jobs):
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     context = multiprocessing.get_context("spawn")  # a fork of a process running torch can hang
     with context.Pool(jobs) as pool:
-        for run, result, error in pool.imap_unordered(attempt, [(r, settings) for r in runs]):
+        work = [(i, run, settings) for i, run in enumerate(runs)]
+        for i, result, error in pool.imap_unordered(attempt, work):
             if error is None:
-                results[run] = report(result)
+                results[i] = report(result)
             else:
-                print(f"   {run[2]}: failed: {error}", flush=True)
-                failed.append(run[2])
+                print(f"   {runs[i][2]}: failed: {error}", flush=True)
+                failed.append(runs[i][2])
     if failed:
         raise ValueError(f"{len(failed)} of {len(runs)} runs failed ({', '.join(failed)}); the "
                          "others finished and are saved")
-    return [results[run] for run in runs]  # the order asked, whatever order they finished in
+    return [results[i] for i in range(len(runs))]  # the order asked, whatever order they finished
 
 
 def main():

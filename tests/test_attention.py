@@ -33,6 +33,7 @@ HAND_WRITTEN = {
     ("prefix", (("prefix_len", 2),)): ["xx...", "xx...", "xxx..", "xxxx.", "xxxxx"],
     ("abi", (("part_a_len", 3),)): ["xxx..", "xxx..", "xxx..", "xxxx.", "xxxxx"],
     ("bico", ()): ["xxxxx"] * 5,
+    ("bico", (("prefix_len", 2),)): ["xx...", "xx...", "xxx..", "xxxx.", "xxxxx"],
     ("lambda", (("n_global", 1), ("n_local", 2))): ["x....", "xx...", "xxx..", "x.xx.", "x..xx"],
 }
 
@@ -139,6 +140,20 @@ def test_bico_matches_reference(qkv):
 
     torch.testing.assert_close(attention(q, k, v, torch.arange(7), "bico"),
                                reference(q, k, v, dot, lambda i, j: True), atol=1e-5, rtol=1e-4)
+
+
+def test_bico_with_a_prefix_reads_the_question_both_ways_and_the_answer_causally(qkv):
+    """A question of 4 tokens read both ways, then 3 answer tokens: inside the prefix BICO's
+    reference restricted to the prefix's keys, after it forward RoPE on every key behind."""
+    q, k, v = qkv
+
+    def dot(i, j):
+        m, n = (i, j) if j <= i else (j, i)
+        return rotated_dot(q[..., i:i + 1, :], k[..., j:j + 1, :], m, n)
+
+    torch.testing.assert_close(attention(q, k, v, torch.arange(7), "bico", prefix_len=4),
+                               reference(q, k, v, dot, lambda i, j: j <= i or j < 4),
+                               atol=1e-5, rtol=1e-4)
 
 
 def test_bico_sees_mirrored_distances():

@@ -107,7 +107,7 @@ def test_eval_refuses_a_checkpoint_of_another_configuration(run_dir, tmp_path):
 def test_prompt_completion_and_unknown_words(run_dir):
     code, stdout, err = run("eval.py", str(run_dir), "--prompt", "The")
     assert code == 0, err
-    assert "(ntp): The ->" in stdout and "right answer" not in stdout
+    assert "(ntp, causal): The ->" in stdout and "right answer" not in stdout
     code, stdout, err = run("eval.py", str(run_dir), "--prompt",
                             "the gentle cartographer of talvane goes by")
     assert code == 0 and "right answer: calix zellwood (a N2D-reverse test question" in stdout

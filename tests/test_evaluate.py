@@ -1,4 +1,7 @@
-"""Lesson 03: the two ways of asking (causal prompt, ABI blank) agree between decoding and scoring."""
+"""Lesson 03: each way of asking (causal prompt, prefix, ABI blank, BICO's question read both
+ways) agrees between decoding and scoring; the table and figure of the results."""
+
+import json
 
 import pytest
 import torch
@@ -6,7 +9,8 @@ import torch
 from tinyrev.objectives import get
 from tinyrev.reversal.evaluate import answer_logprob, complete, reversal_scores, table
 from tinyrev.reversal.facts import FactsConfig, generate as make_data
-from tinyrev.model import ModelConfig, Transformer, generate
+from tinyrev.attention import Pattern
+from tinyrev.model import KVCache, ModelConfig, Transformer, generate
 from tinyrev.tokenizer import PAD
 
 pytestmark = pytest.mark.lesson03
@@ -14,7 +18,7 @@ pytestmark = pytest.mark.lesson03
 DATA = make_data(FactsConfig(n_per_subset=3, n_train_templates=2, n_test_templates=1))
 
 
-@pytest.mark.parametrize("objective", ["ntp", "prefix", "abi"])
+@pytest.mark.parametrize("objective", ["ntp", "prefix", "abi", "bico"])
 @pytest.mark.needs("01", "02")
 def test_teacher_forced_scoring_agrees_with_cached_decoding(objective):
     """Greedy decoding (KV cache, one token at a time) and teacher-forced scoring (one pass) must
@@ -35,6 +39,22 @@ def test_teacher_forced_scoring_agrees_with_cached_decoding(objective):
         candidates = [answer[:k] + [t] for t in range(1, V)]
         scores = answer_logprob(model, objective, questions.expand(V - 1, -1), candidates)
         assert scores.argmax().item() + 1 == answer[k]
+
+
+@pytest.mark.needs("01", "02")
+def test_bico_decodes_from_a_cache_of_unrotated_keys():
+    """A question read both ways, then answered left to right: decoding with the cache BICO
+    gets (keys stored before rotation) equals recomputing everything with the question as the
+    bidirectional prefix at every step."""
+    torch.manual_seed(0)
+    model = Transformer(ModelConfig(vocab_size=40, dim=32, n_layers=2, n_heads=2)).eval()
+    seq = torch.randint(0, 40, (3, 5))
+    question = Pattern("bico", prefix_len=5)
+    new = generate(model, seq, 4, pattern=question)
+    assert not KVCache.for_pattern(2, question).rotated
+    for _ in range(4):
+        seq = torch.cat((seq, model(seq, pattern=question)[:, -1].argmax(-1, keepdim=True)), 1)
+    assert torch.equal(new, seq[:, 5:])
 
 
 @pytest.mark.needs("01", "02")
@@ -82,3 +102,29 @@ def test_the_lesson_figure_draws_reverse_accuracy_by_objective(tmp_path):
                for o, a in (("ntp", 0.0), ("ntp", 0.02), ("bico", 0.3))]
     plot_reverse(results, tmp_path / "reverse.png")
     assert (tmp_path / "reverse.png").stat().st_size > 10_000
+
+
+@pytest.mark.needs("01", "02")
+def test_a_bico_run_keeps_both_ways_of_asking_and_its_curve(tmp_path):
+    """results.json: the scores asked both ways, the causal decode beside them, and a curve with
+    a point per checkpoint whose last point is the final accuracy."""
+    from tinyrev.reversal.experiment import train_reversal
+    from tinyrev.trainer import TrainConfig
+    cfg = TrainConfig(steps=4, batch_size=8, warmup=1, ckpt_every=1)
+    r = train_reversal(get("bico"), tmp_path, train_cfg=cfg, device="cpu", progress=False,
+                       facts_cfg=FactsConfig(n_per_subset=2, n_train_templates=2,
+                                             n_test_templates=1))
+    assert r["form"] == "bidirectional" and set(r["accuracy_causal"]) == set(r["accuracy"])
+    assert [p["step"] for p in r["curve"]] == [1, 2, 3, 4]
+    assert r["curve"][-1]["accuracy"] == r["accuracy"]
+    assert json.loads((tmp_path / "results.json").read_text()) == r
+    labels = [line.split("  ")[0] for line in table([r]).splitlines()[1:]]
+    assert labels == ["bico", "bico, causal"]
+
+
+@pytest.mark.tools
+def test_a_form_the_model_never_learned_is_refused():
+    with pytest.raises(ValueError, match="cannot be asked by infilling"):
+        get("ntp").asked("infill")
+    assert get("ntp").asked("bidirectional").query(torch.ones(1, 3, dtype=torch.long)).pattern \
+        .name == "bico"

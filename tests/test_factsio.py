@@ -123,10 +123,10 @@ def test_generated_facts_survive_the_round_trip(tmp_path):
 
 def test_same_seed_same_results_from_the_folder_as_from_the_generator(tmp_path):
     factsio.write(generate_records(TINY), tmp_path / "facts")
-    direct = train_reversal("bico", tmp_path / "direct", train_cfg=QUICK, facts_cfg=TINY,
+    direct = train_reversal(get("bico"), tmp_path / "direct", train_cfg=QUICK, facts_cfg=TINY,
                             device="cpu", progress=False)
-    via = train_reversal("bico", tmp_path / "via", train_cfg=QUICK, device="cpu", progress=False,
-                         facts_files=factsio.read(tmp_path / "facts"))
+    via = train_reversal(get("bico"), tmp_path / "via", train_cfg=QUICK, device="cpu",
+                         progress=False, facts_files=factsio.read(tmp_path / "facts"))
     for r in (direct, via):
         del r["seconds"]
     assert direct == via
@@ -136,12 +136,12 @@ def test_same_seed_same_results_from_the_folder_as_from_the_generator(tmp_path):
 
 
 def test_a_folder_run_is_evaluable_after_its_folder_is_gone(folder, tmp_path):
-    saved = train_reversal("ntp", tmp_path / "run", train_cfg=QUICK, device="cpu", progress=False,
-                           facts_files=factsio.read(folder))
+    saved = train_reversal(get("ntp"), tmp_path / "run", train_cfg=QUICK, device="cpu",
+                           progress=False, facts_files=factsio.read(folder))
     for f in folder.iterdir():
         f.unlink()
     model, data, ckpt = load_run(tmp_path / "run")
-    again = score(model, data, "ntp", QUICK, "cpu")
+    again = score(model, data, get("ntp"), QUICK, "cpu")
     assert again["accuracy"] == saved["accuracy"]
     assert again["logprob_margin"]["N2D"] is None
     margins = table([again], "logprob_margin").splitlines()[1].split()

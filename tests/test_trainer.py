@@ -89,6 +89,28 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path):
         assert torch.equal(a, b), name
 
 
+def test_the_curve_scores_every_checkpoint_and_a_resumed_run_continues_it(tmp_path):
+    """evaluate(model) runs at each checkpoint, with the model in eval mode, and training goes on
+    in train mode; a resumed run keeps the points scored before the interruption."""
+    seen = []
+
+    def evaluate(m):
+        seen.append(m.training)
+        m.eval()  # as scoring does; fit must put the model back in training mode
+        return {"weight_sum": m.head.weight.sum().item()}
+
+    cfg = TrainConfig(steps=7, batch_size=8, warmup=2, ckpt_every=2, seed=1)
+    with pytest.raises(KeyboardInterrupt):
+        fit(Bigram(), batches(fail_at=6), cfg, tmp_path, progress=False, evaluate=evaluate)
+    ckpt = load_checkpoint(tmp_path)
+    assert [p["step"] for p in ckpt["curve"]] == [2, 4]
+    m = fit(Bigram(), batches(), cfg, tmp_path, resume=ckpt, progress=False, evaluate=evaluate)
+    curve = load_checkpoint(tmp_path)["curve"]
+    assert [p["step"] for p in curve] == [2, 4, 6, 7] and curve[:2] == ckpt["curve"]
+    assert curve[-1]["weight_sum"] == pytest.approx(m.head.weight.sum().item())
+    assert seen == [True] * 4 and m.training
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     m = Bigram()
     make = batches("ntp")

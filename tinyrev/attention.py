@@ -26,8 +26,9 @@ from .checks import check_int
 from .rope import apply_rope
 
 PATTERNS = ("causal", "prefix", "abi", "bico", "lambda")
+ROTATED_BY_ROLE = ("bico", "lambda")  # a key's rotation depends on the query reading it
 # the sizes each pattern takes; any other is refused, so a misplaced option never passes silently
-OPTIONS = {"causal": (), "prefix": ("prefix_len",), "abi": ("part_a_len",), "bico": (),
+OPTIONS = {"causal": (), "prefix": ("prefix_len",), "abi": ("part_a_len",), "bico": ("prefix_len",),
            "lambda": ("n_global", "n_local", "distance_limit")}
 
 
@@ -36,7 +37,10 @@ class Pattern:
     """One attention pattern with its sizes: what a forward call passes down every layer.
 
     prefix_len (prefix) and part_a_len (abi, GLM's Part A): the length of the bidirectional
-    part, an int, or a (B,) tensor with one length per sequence.
+    part, an int, or a (B,) tensor with one length per sequence. BICO takes a prefix_len too:
+    without one every token reads every other (training); with one only the first prefix_len
+    tokens read each other both ways and the rest is causal: a question read both ways, its
+    answer decoded after it (lesson 03, "How you ask decides what you find").
     n_global, n_local, distance_limit (lambda): Λ keeps the first n_global keys and the last
     n_local; with distance_limit (LM-Infinite's), no key is seen farther away than n_local.
     """
@@ -57,7 +61,8 @@ class Pattern:
                 raise ValueError(f"{f.name}={value!r} is no option of pattern {self.name!r}; it "
                                  f"takes {', '.join(OPTIONS[self.name]) or 'none'}")
         for name in ("prefix_len", "part_a_len"):
-            if name in OPTIONS[self.name]:
+            optional = self.name == "bico" and self.prefix_len is None
+            if name in OPTIONS[self.name] and not optional:
                 _check_length(name, getattr(self, name))
         if self.name == "lambda":
             check_lambda_sizes(self.n_global, self.n_local)
@@ -109,7 +114,8 @@ def build_mask(pattern, T: int, *, n_queries=None, device=None, **options) -> to
     `pattern`: a Pattern, or a pattern name with its sizes as keywords (prefix_len=3, ...).
     causal: j <= i.      prefix: causal, plus every key j < prefix_len.
     abi: the prefix mask with Part A as the prefix (GLM: A bidirectional, B sees A and earlier B).
-    bico: every pair.    lambda: j <= i and (i - j < n_local or j < n_global).
+    bico: every pair, or with a prefix_len the prefix mask.
+    lambda: j <= i and (i - j < n_local or j < n_global).
     A length given as a (B,) tensor, one per sequence, gives a (B, T, T) mask.
     n_queries: only the last n_queries rows, (n_queries, T). Decoding asks for one row over
     thousands of keys; building all T x T rows to keep one would cost O(T^2) per token.
@@ -121,11 +127,11 @@ def build_mask(pattern, T: int, *, n_queries=None, device=None, **options) -> to
         raise ValueError(f"n_queries must be an int in [1, {T}], the sequence length; got {T_q!r}")
     i = torch.arange(T - T_q, T, device=device)[:, None]
     j = torch.arange(T, device=device)[None, :]
-    if p.name == "bico":
+    if p.name == "bico" and p.prefix_len is None:
         # BEGIN SOLUTION lesson02: the BICO mask, every pair
         return torch.ones(T_q, T, dtype=torch.bool, device=device)
         # END SOLUTION
-    if p.name == "prefix":
+    if p.name in ("prefix", "bico"):
         # BEGIN SOLUTION lesson02: the prefix mask (lengths checked by _prefix_length)
         return (j <= i) | (j < _prefix_length("prefix_len", p.prefix_len, T, device))
         # END SOLUTION
@@ -163,9 +169,9 @@ def attention(q, k, v, pos, pattern="causal", *, key_mask=None, base: float = 10
     """
     p = as_pattern(pattern, **options)
     T_q, T_k = q.shape[-2], k.shape[-2]
-    if k_rotated and p.name in ("bico", "lambda"):
+    if k_rotated and p.name in ROTATED_BY_ROLE:
         raise ValueError(f"pattern {p.name!r} rotates each key by its role and needs unrotated "
-                         f"keys; decode it without a full cache (Λ: a bounded KVCache)")
+                         f"keys; decode it with a cache that keeps them so, KVCache.for_pattern")
     if p.name == "lambda":
         if pos.dim() != 1:
             raise ValueError(f"Λ attention takes one position vector (T,) for the whole batch; "

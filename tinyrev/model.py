@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from .attention import Pattern, as_pattern, attention, check_lambda_sizes
+from .attention import ROTATED_BY_ROLE, Pattern, as_pattern, attention, check_lambda_sizes
 from .checks import check_int
 from .rope import apply_rope
 
@@ -84,19 +84,30 @@ class KVCache:
     O(1) on average instead of a copy of everything cached. Its keys are stored rotated: under
     causal, prefix and ABI attention a key's rotation never changes, and rotating all of them
     again at every step would cost more than the attention itself on long texts.
+    BICO and Λ rotate a key by its role, so their caches store keys *before* rotation
+    (`rotated=False`): BICO reads a question's keys ahead of a query with the reverse rotation,
+    Λ a far global key at the distance limit.
     With `n_local` set it is Λ's bounded cache: only the first `n_global` and the last `n_local`
     tokens stay, and memory is constant however long the text grows. Λ attention sees exactly
-    those keys, so nothing is lost. They are stored *before* rotation, because Λ rotates a key
-    by its role: by its position inside the window, not at all as a far global key.
+    those keys, so nothing is lost.
     """
 
-    def __init__(self, n_layers: int, *, n_global: int = 0, n_local: int | None = None):
+    def __init__(self, n_layers: int, *, n_global: int = 0, n_local: int | None = None,
+                 rotated: bool = True):
         if n_local is not None:
             check_lambda_sizes(n_global, n_local)
-        self.n_global, self.n_local = n_global, n_local
+            rotated = False
+        self.n_global, self.n_local, self.rotated = n_global, n_local, rotated
         self.buffers = [None] * n_layers  # per layer: [k, v, pos], with spare room at the end
         self.sizes = [0] * n_layers       # how many tokens each layer's buffers hold
         self.seen = 0                     # tokens ever stored, kept or forgotten since
+
+    @classmethod
+    def for_pattern(cls, n_layers: int, pattern: Pattern) -> "KVCache":
+        """The cache `pattern` decodes with: Λ's bounded one, unrotated keys for BICO, else full."""
+        if pattern.name == "lambda":
+            return cls(n_layers, n_global=pattern.n_global, n_local=pattern.n_local)
+        return cls(n_layers, rotated=pattern.name not in ROTATED_BY_ROLE)
 
     def __len__(self):
         return self.sizes[0]
@@ -154,13 +165,13 @@ class Attention(nn.Module):
 
     def forward(self, x, pos, pattern: Pattern, key_mask, cache):
         q, k, v = self.heads(x)
-        full_cache = cache is not None and cache.n_local is None
-        if full_cache:
+        rotated = cache is not None and cache.rotated
+        if rotated:
             k = apply_rope(k, pos, base=self.base)  # once, on the way in (see KVCache)
         if cache is not None:
             k, v, pos = cache.update(self.layer, k, v, pos)
         out = attention(q, k, v, pos, pattern, key_mask=key_mask, base=self.base,
-                        k_rotated=full_cache)
+                        k_rotated=rotated)
         return self.wo(rearrange(out, "b h t d -> b t (h d)"))
 
 
@@ -278,9 +289,7 @@ def generate(model: Transformer, idx, max_new_tokens: int, *, pos=None, span_pos
     """
     pattern = as_pattern(pattern, **options)
     if cache is None:
-        bounded = pattern.name == "lambda"
-        cache = KVCache(model.cfg.n_layers, n_global=pattern.n_global if bounded else 0,
-                        n_local=pattern.n_local if bounded else None)
+        cache = KVCache.for_pattern(model.cfg.n_layers, pattern)
     if pos is None:
         pos = torch.arange(cache.seen, cache.seen + idx.shape[1], device=idx.device)
     # BEGIN SOLUTION lesson01: the decoding loop, each new token fed alone to the cache

@@ -4,7 +4,7 @@ says how a model it trained is asked a question.
 Covers: NTP, prefix LM, GLM's autoregressive blank infilling (ABI), BICO as published and with
 whole entities masked (bico-entity), and reverse training,
 each an `Objective`: its batches, and its query form (a causal prompt, the prompt as a prefix,
-or a blank to infill), which decoding and scoring both use.
+a blank to infill, or the prompt read both ways), which decoding and scoring both use.
 Leaves out: the model and the loop; the loss is the same cross-entropy for every objective, taken
 where `targets` is not IGNORE. Targets are aligned with inputs: output i is scored on targets[i].
 
@@ -24,7 +24,7 @@ from .tokenizer import BOS, END, EOS, MASK, PAD, START
 
 IGNORE = -100  # cross_entropy's ignore_index
 SPAN_POSITIONS = 64  # ABI's learned span offsets: more than any sentence here is long
-FORMS = ("causal", "prefix", "infill")  # how a trained model is asked a question
+FORMS = ("causal", "prefix", "infill", "bidirectional")  # how a trained model is asked
 
 
 @dataclass
@@ -205,7 +205,10 @@ class Objective:
 
     form: "causal" reads the prompt left to right; "prefix" reads it as the prefix LM's
     bidirectional prefix; "infill" reads the sentence with the answer blanked as GLM's Part A and
-    decodes the answer as a span after [START], exactly as ABI trains.
+    decodes the answer as a span after [START], exactly as ABI trains; "bidirectional" reads the
+    prompt both ways with BICO's stitched rotations, as BICO's denoising steps read a sentence,
+    then decodes the answer left to right after it (lesson 03, "How you ask decides what you
+    find"). Each objective is asked its own way by default; `asked(form)` asks it another.
     """
     name: str
     make_batch: Callable      # (examples, torch.Generator) -> Batch
@@ -218,6 +221,15 @@ class Objective:
 
     def __call__(self, examples, gen) -> Batch:
         return self.make_batch(examples, gen)
+
+    def asked(self, form: str) -> "Objective":
+        """The same objective, its model asked in `form`: BICO's causal answer beside its own,
+        or an NTP model read both ways. Infilling needs the span offsets only ABI trains."""
+        if form == "infill" and self.form != "infill":
+            raise ValueError(f"a {self.name} model cannot be asked by infilling: only abi learns "
+                             "the span offsets a blank's answer is decoded with; choose one of "
+                             f"{', '.join(f for f in FORMS if f != 'infill')}")
+        return replace(self, form=form)
 
     @property
     def span_positions(self) -> int:
@@ -243,15 +255,17 @@ class Objective:
     def query(self, questions: torch.Tensor) -> Query:
         """Model inputs for equally long questions (B, T), ready to receive an answer.
 
-        The prefix LM reads the question as its prefix. Infilling starts Part B with [START] at
-        the blank's position, span offset 1, exactly as in training.
+        The prefix LM reads the question as its prefix, BICO reads it as a prefix whose keys
+        ahead of a query are reversely rotated. Infilling starts Part B with [START] at the
+        blank's position, span offset 1, exactly as in training.
         """
         B, T = questions.shape
         dev = questions.device
         pos = torch.arange(T, device=dev).expand(B, T)
         if self.form != "infill":
-            pattern = Pattern("prefix", prefix_len=T) if self.form == "prefix" else CAUSAL
-            return Query(questions, pos, None, pattern)
+            read = {"causal": CAUSAL, "prefix": Pattern("prefix", prefix_len=T),
+                    "bidirectional": Pattern("bico", prefix_len=T)}[self.form]
+            return Query(questions, pos, None, read)
         blank = (questions == MASK).float().argmax(1, keepdim=True)  # the first [MASK] of each row
         idx = torch.cat((questions, torch.full((B, 1), START, device=dev)), 1)
         span = torch.zeros(B, T + 1, dtype=torch.long, device=dev)
@@ -261,8 +275,9 @@ class Objective:
 
 ENTITY_PROB = 0.5  # bico-entity: chosen by measurement, lesson 03 section 3
 _ALL = (Objective("ntp", ntp), Objective("prefix", prefix, "prefix"),
-        Objective("abi", abi, "infill"), Objective("bico", bico),
-        Objective("bico-entity", partial(bico, entity_prob=ENTITY_PROB), needs_entities=True),
+        Objective("abi", abi, "infill"), Objective("bico", bico, "bidirectional"),
+        Objective("bico-entity", partial(bico, entity_prob=ENTITY_PROB), "bidirectional",
+                  needs_entities=True),
         Objective("reverse", reverse))
 OBJECTIVES = tuple(o.name for o in _ALL)
 

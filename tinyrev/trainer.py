@@ -2,9 +2,10 @@
 
 Covers: device choice (cuda, then mps, then cpu), fp32 on CPU and bf16 autocast on CUDA, AdamW
 with linear warm-up and cosine decay, a tqdm bar, NaN detection, and a checkpoint every
-`ckpt_every` steps from which a run resumes exactly (same weights as a run never interrupted).
-Leaves out: how a checkpoint is written and read back (checkpoint.py), gradient accumulation,
-multiple devices, evaluation during training.
+`ckpt_every` steps from which a run resumes exactly (same weights as a run never interrupted),
+and the learning curve: a caller's `evaluate` scored at each checkpoint and kept in it.
+Leaves out: how a checkpoint is written and read back (checkpoint.py), what is evaluated (the
+experiments), gradient accumulation, multiple devices.
 """
 
 import contextlib
@@ -114,11 +115,13 @@ def restore(ckpt: dict, model, opt, gen) -> int:
 
 
 def fit(model, make_batch, cfg: TrainConfig, out_dir, *, device=None, meta=None,
-        resume: dict | None = None, progress: bool = True):
+        resume: dict | None = None, progress: bool = True, evaluate=None):
     """Train `model` for cfg.steps steps of `make_batch(generator) -> Batch`.
 
     `meta` (plain data: task, objective, tokenizer words...) is stored in every checkpoint.
     `resume`: a checkpoint dict from `load_checkpoint`; training continues after its step.
+    `evaluate(model) -> dict` (optional) is called at every checkpoint; each result, with its
+    step, joins the checkpoint's `curve`, which a resumed run continues: the learning curve.
     Returns the model, trained, on `device`.
     """
     device = device or pick_device()
@@ -126,6 +129,7 @@ def fit(model, make_batch, cfg: TrainConfig, out_dir, *, device=None, meta=None,
     opt = make_optimizer(model, cfg)
     gen = torch.Generator().manual_seed(cfg.seed)  # all batch randomness: order, masks, coins
     start = 0 if resume is None else restore(resume, model, opt, gen)
+    curve = [] if resume is None else list(resume.get("curve", []))
     path = Path(out_dir) / CHECKPOINT
     last_saved = start if resume is not None else None  # for the message if training diverges
     model.train()
@@ -155,9 +159,12 @@ def fit(model, make_batch, cfg: TrainConfig, out_dir, *, device=None, meta=None,
         if step % 10 == 0:
             bar.set_postfix(loss=f"{running:.3f}")
         if (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps:
+            if evaluate is not None:
+                curve.append({"step": step + 1, **evaluate(model)})
+                model.train()  # scoring leaves the model in eval mode
             save_checkpoint(path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                    "step": step + 1, "model_config": asdict(model.cfg),
                                    "train_config": asdict(cfg), "rng": gen.get_state(),
-                                   "meta": meta or {}})
+                                   "meta": meta or {}, "curve": curve})
             last_saved = step + 1
     return model

@@ -16,7 +16,7 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from ..model import generate
-from ..objectives import Objective
+from ..objectives import Objective, get
 from ..tokenizer import PAD
 
 CONTAINS_SLACK = 8  # tokens decoded past the answer's length, for accuracy_contains
@@ -48,12 +48,14 @@ def answer_logprob(model, objective: Objective, questions, answers):
 
 
 @torch.no_grad()
-def reversal_scores(model, data, objective: Objective, device="cpu") -> dict:
-    """{"accuracy": {test: share}, "accuracy_contains": ..., "logprob_margin": {test: nats}}.
+def reversal_scores(model, data, objective: Objective, device="cpu", margins: bool = True) -> dict:
+    """{"accuracy": {test: share}, "accuracy_contains": ..., "logprob_margin": {test: nats}},
+    each asked in `objective`'s form.
 
     accuracy: the greedy completion starts with the whole target. accuracy_contains: the target
     appears anywhere in the first len(target) + CONTAINS_SLACK greedy tokens, up to the answer's
     stop token: the looser way Lv et al. score, kept beside the strict one to compare with them.
+    margins=False skips the log-prob margins (None): the learning curve needs only accuracy.
     """
     model.eval()
     out = {"accuracy": {}, "accuracy_contains": {}, "logprob_margin": {}}
@@ -72,7 +74,7 @@ def reversal_scores(model, data, objective: Objective, device="cpu") -> dict:
                 correct += words[:len(it.target)] == it.target
                 words = words[:words.index(objective.stop)] if objective.stop in words else words
                 contained += _contains(words, it.target)
-            if items[0].other is not None:
+            if margins and items[0].other is not None:
                 good = answer_logprob(model, objective, questions, [it.target for it in group])
                 bad = answer_logprob(model, objective, questions, [it.other for it in group])
                 margins += (good - bad).tolist()
@@ -153,46 +155,63 @@ def known_answer(data, text: str):
     return None
 
 
-def table(results: list, key: str = "accuracy") -> str:
-    """Rows per objective (mean ± std over seeds where there are several), columns per test.
-    Accuracy is shown in percent, the margin in nats; a value never measured (None) as '—'."""
-    by_objective = defaultdict(list)
+def rows(results: list, key: str = "accuracy") -> dict:
+    """{row label: [each run's {test: value}]}, runs of one objective asked one way in a row.
+
+    A row is labelled by the objective, and by the form too where it is not the objective's own
+    ("ntp, bidirectional" from `eval.py --form`). An accuracy row of a BICO objective is followed
+    by its causal decode ("bico, causal"), the way Lv et al. ask it."""
+    out = defaultdict(list)
     for r in results:
-        by_objective[r["objective"]].append(r)
+        name = r["objective"]
+        own = r.get("form", get(name).form) == get(name).form
+        out[name if own else f"{name}, {r['form']}"].append(r[key])
+        if key == "accuracy" and "accuracy_causal" in r:
+            out[f"{name}, causal"].append(r["accuracy_causal"])
+    return out
+
+
+def table(results: list, key: str = "accuracy") -> str:
+    """Rows as `rows` gives them (mean ± std over seeds where there are several), columns per test.
+    Accuracy is shown in percent, the margin in nats; a value never measured (None) as '—'."""
+    grouped = rows(results, key)
     tests = list(results[0][key])
     scale = 1 if key == "logprob_margin" else 100
     lines = [TITLES[key].ljust(20) + "".join(t.rjust(16) for t in tests) + "   seeds"]
-    for objective, runs in by_objective.items():
+    for label, runs in grouped.items():
         cells = []
         for t in tests:
-            values = [scale * r[key][t] for r in runs if r[key].get(t) is not None]
+            values = [scale * r[t] for r in runs if r.get(t) is not None]
             cell = f"{statistics.fmean(values):.1f}" if values else "—"
             if len(values) > 1:
                 cell += f" ± {statistics.stdev(values):.1f}"
             cells.append(cell.rjust(16))
-        lines.append(objective.ljust(20) + "".join(cells) + f"   {len(runs)}")
+        lines.append(label.ljust(20) + "".join(cells) + f"   {len(runs)}")
     return "\n".join(lines)
 
 
 def plot_reverse(results: list, path):
-    """Reverse accuracy by objective: a bar per test (mean over seeds), a dot per seed. Needs
-    matplotlib, an optional extra."""
+    """Reverse accuracy by row of the table (BICO asked both ways): a bar per test (mean over
+    seeds), a dot per seed. Needs matplotlib, an optional extra."""
     import matplotlib
     matplotlib.use("Agg")  # files only, no window
     import matplotlib.pyplot as plt
-    by_objective = defaultdict(list)
-    for r in results:
-        by_objective[r["objective"]].append(r)
-    fig, ax = plt.subplots(figsize=(8, 3.8))
+    grouped = rows(results)
+    fig, ax = plt.subplots(figsize=(9, 4))
     for k, test in enumerate(("N2D-reverse", "D2N-reverse")):
-        for i, runs in enumerate(by_objective.values()):
-            values = [100 * r["accuracy"][test] for r in runs]
+        for i, runs in enumerate(grouped.values()):
+            values = [100 * r[test] for r in runs]
             x = i + 0.4 * (k - 0.5)
-            ax.bar(x, statistics.fmean(values), 0.38, color=f"C{k}", label=None if i else test)
-            ax.plot([x] * len(values), values, "k.", markersize=4)
-    ax.set_xticks(range(len(by_objective)), list(by_objective))
-    ax.set(ylabel="reverse accuracy (%)", ylim=(0, 100), title="The reversal curse and its cures: "
-           "facts asked the other way round (bars: mean over seeds; dots: each seed)")
+            # a mean of 0 still gets a sliver, so that a zero bar reads as measured, not missing
+            ax.bar(x, max(statistics.fmean(values), 0.6), 0.38, color=f"C{k}",
+                   label=None if i else test)
+            ax.plot([x] * len(values), values, "k.", markersize=4, clip_on=False)
+    ax.set_xticks(range(len(grouped)), [label.replace(", ", ",\n") for label in grouped],
+                  fontsize=8)
+    ax.set(xlabel="objective (and how it is asked, where not its own way)",
+           ylabel="reverse accuracy (%)", ylim=(0, 100),
+           title="The reversal curse and its cures: facts asked the other way round "
+           "(bars: mean over seeds; dots: each seed)")
     ax.title.set_fontsize(10)
     ax.legend()
     fig.tight_layout()

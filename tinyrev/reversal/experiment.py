@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from .. import objectives
-from ..checkpoint import check_fresh, claim, load_model
+from ..checkpoint import check_fresh, claim, load_checkpoint, load_model
 from ..checks import MAX_SENTENCE, check_batch
 from ..model import ModelConfig, Transformer
+from ..objectives import Objective
 from ..trainer import TrainConfig, fit, pick_device
 from . import facts
 from .evaluate import reversal_scores
@@ -29,7 +29,7 @@ def data_of(meta: dict) -> facts.ReversalData:
     return facts.generate(facts.FactsConfig(**meta["facts"]))
 
 
-def train_reversal(objective: str, out_dir, *, train_cfg: TrainConfig = TrainConfig(),
+def train_reversal(objective: Objective, out_dir, *, train_cfg: TrainConfig = TrainConfig(),
                    facts_cfg: facts.FactsConfig = facts.FactsConfig(),
                    facts_files: dict | None = None, device=None,
                    resume: dict | None = None, progress: bool = True) -> dict:
@@ -37,15 +37,15 @@ def train_reversal(objective: str, out_dir, *, train_cfg: TrainConfig = TrainCon
 
     The data is generated from `facts_cfg`, or built from `facts_files` (a facts folder as
     `factsio.read` returns it), which the checkpoint then keeps: the run stays evaluable after
-    the folder is moved, edited or deleted.
+    the folder is moved, edited or deleted. results.json holds the scores `score` gives and the
+    learning curve: the accuracy of each test at every checkpoint, asked the objective's way.
     """
-    make = objectives.get(objective)
     check_fresh(out_dir, resume)
     device = pick_device(device) if not isinstance(device, torch.device) else device
     source = {"facts": asdict(facts_cfg)} if facts_files is None else {"facts_files": facts_files}
     data = data_of(source)
-    if make.needs_entities and not any(e.entities for e in data.train):
-        raise ValueError(f"--objective {objective} masks whole entities, but no training sentence "
+    if objective.needs_entities and not any(e.entities for e in data.train):
+        raise ValueError(f"--objective {objective.name} masks whole entities, but no training sentence "
                          "holds one: an entity is a test answer (name or description) found word "
                          "for word in a training sentence")
     longest_sentence = max(len(e.ids) for e in data.train)
@@ -54,9 +54,9 @@ def train_reversal(objective: str, out_dir, *, train_cfg: TrainConfig = TrainCon
                          f"{MAX_SENTENCE} a fact may take (lesson 04's task is for long texts)")
     check_batch(train_cfg.batch_size, longest_sentence)
     longest = max(len(it.target) for items in data.tests.values() for it in items)
-    span = make.span_positions
+    span = objective.span_positions
     if span and longest + 2 > span:  # offsets 0 and [START]'s take two
-        raise ValueError(f"a test answer of {longest} words is longer than {objective}'s learned "
+        raise ValueError(f"a test answer of {longest} words is longer than {objective.name}'s learned "
                          f"span offsets allow ({span - 2} words)")
     torch.manual_seed(train_cfg.seed)
     model = Transformer(ModelConfig(vocab_size=len(data.tokenizer), span_positions=span))
@@ -64,28 +64,41 @@ def train_reversal(objective: str, out_dir, *, train_cfg: TrainConfig = TrainCon
 
     def make_batch(gen):
         pick = torch.randint(len(train), (train_cfg.batch_size,), generator=gen).tolist()
-        return make([train[i] for i in pick], gen)
+        return objective([train[i] for i in pick], gen)
 
-    meta = {"task": "reversal", "objective": objective, **source, "vocab": data.tokenizer.words}
+    meta = {"task": "reversal", "objective": objective.name, **source,
+            "vocab": data.tokenizer.words}
+
+    def accuracy_now(model):
+        return {"accuracy": reversal_scores(model, data, objective, device, margins=False)
+                ["accuracy"]}
+
     t0 = time.perf_counter()
     with claim(out_dir):
         check_fresh(out_dir, resume)  # again: another process may have finished a run there
         fit(model, make_batch, train_cfg, out_dir, device=device, meta=meta, resume=resume,
-            progress=progress)
+            progress=progress, evaluate=accuracy_now)
         if progress:
             n = sum(len(items) for items in data.tests.values())
             print(f"scoring {n} test questions (greedy answers and log-prob margins)...",
                   flush=True)
         results = score(model, data, objective, train_cfg, device)
+        results["curve"] = load_checkpoint(out_dir)["curve"]
         results["seconds"] = round(time.perf_counter() - t0, 1)  # this call: training + scoring
         Path(out_dir, "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
 
 
-def score(model, data, objective: str, train_cfg, device) -> dict:
-    return {"task": "reversal", "objective": objective, "seed": train_cfg.seed,
-            "steps": train_cfg.steps,
-            **reversal_scores(model, data, objectives.get(objective), device)}
+def score(model, data, objective: Objective, train_cfg, device) -> dict:
+    """A run's scores asked in `objective`'s form; a model asked both ways (BICO) also gets
+    `accuracy_causal`, its answers decoded left to right, the way Lv et al. ask it."""
+    out = {"task": "reversal", "objective": objective.name, "form": objective.form,
+           "seed": train_cfg.seed, "steps": train_cfg.steps,
+           **reversal_scores(model, data, objective, device)}
+    if objective.form == "bidirectional":
+        out["accuracy_causal"] = reversal_scores(model, data, objective.asked("causal"), device,
+                                                 margins=False)["accuracy"]
+    return out
 
 
 def load_run(run_dir, device=None):
