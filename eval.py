@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from tinyrev import cli, objectives
+from tinyrev.decoding import Decoding
 from tinyrev.dynamics import experiment as dynamics
 from tinyrev.dynamics.symbolic import SymbolicConfig
 from tinyrev.editing import experiment as editing
@@ -41,6 +42,15 @@ def parse():
     p.add_argument("--prompt", metavar="TEXT", help="print each run's greedy completion of TEXT")
     p.add_argument("--form", choices=objectives.FORMS, help="reversal: ask every run this way "
                    "instead of its objective's own (causal for ntp, bidirectional for bico, ...)")
+    dec = p.add_argument_group("decoding (reversal task; default: greedy)")
+    dec.add_argument("--beam", type=cli.positive_int, default=1,
+                     help="beam search with this many hypotheses per question")
+    dec.add_argument("--length-penalty", type=float, default=1.0, help="beam: rank finished "
+                     "answers by log-prob / length ** this (default: 1, the mean per token)")
+    dec.add_argument("--repetition-penalty", type=float, default=1.0,
+                     help="divide a repeated token's logit by this, > 0 (default: 1, none)")
+    dec.add_argument("--no-repeat-ngram", type=int, metavar="N",
+                     help="never repeat an n-gram of this size")
     p.add_argument("--plot", metavar="PNG", help="reversal: reverse accuracy by objective; length: "
                    "the NLL curve; dynamics, editing: the heat maps (needs matplotlib, an optional "
                    "extra)")
@@ -76,9 +86,17 @@ def parse():
     edit.add_argument("--new", metavar="TEXT", help="with --fact: its new description, in words "
                       "the run was trained on (default: one made of such words)")
     args = p.parse_args()
-    if args.form and args.task != "reversal":
-        p.error(f"--form asks reversal runs another way; --task {args.task} reads its runs its "
-                "own way")
+    decoding_flags = [f for f, given in (("--beam", args.beam != 1), ("--form", args.form),
+                                         ("--length-penalty", args.length_penalty != 1.0),
+                                         ("--repetition-penalty", args.repetition_penalty != 1.0),
+                                         ("--no-repeat-ngram", args.no_repeat_ngram is not None))
+                      if given]
+    if decoding_flags and args.task != "reversal":
+        p.error(f"{decoding_flags[0]} is for the reversal task; --task {args.task} reads its "
+                "runs its own way")
+    args.decoding = Decoding(beam=args.beam, length_penalty=args.length_penalty,
+                             repetition_penalty=args.repetition_penalty,
+                             no_repeat_ngram=args.no_repeat_ngram)
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         p.error("--plot needs matplotlib, an optional extra: pip install matplotlib")
     return args
@@ -154,14 +172,16 @@ def evaluate_reversal(args, device):
     if args.prompt is not None:
         for run, model, data, ckpt in runs:
             objective = asked(ckpt, args.form)
-            answer = complete(model, data.tokenizer, objective, args.prompt, device=device)
+            answer = complete(model, data.tokenizer, objective, args.prompt, device=device,
+                              decoding=args.decoding)
             print(f"{run} ({objective.name}, {objective.form}): {args.prompt} -> {answer}")
         known = known_answer(runs[0][2], args.prompt)
         if known:
             print(f"right answer: {known[1]} (a {known[0]} test question, {DIRECTIONS[known[0]]})")
         return
     results = [{**score(model, data, asked(ckpt, args.form),
-                        TrainConfig(**ckpt["train_config"]), device), "run": str(run)}
+                        TrainConfig(**ckpt["train_config"]), device, args.decoding),
+                "run": str(run)}
                for run, model, data, ckpt in runs]
     print(table(results))
     print()

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 import tinyrev.attention
 from tinyrev.model import (FeedForward, KVCache, ModelConfig, RMSNorm, Transformer, generate,
                            sample_next)
+from tinyrev.decoding import Decoding
 from tinyrev.rope import apply_rope
 
 pytestmark = pytest.mark.lesson01
@@ -93,7 +94,7 @@ def test_sampling_filters():
 def test_sampling_is_reproducible_with_a_generator():
     model = tiny()
     x = torch.randint(0, 40, (2, 4))
-    run = lambda: generate(model, x, 8, temperature=1.0, top_p=0.9,
+    run = lambda: generate(model, x, 8, decoding=Decoding(temperature=1.0, top_p=0.9),
                            generator=torch.Generator().manual_seed(3))
     assert torch.equal(run(), run())
 

@@ -1,7 +1,8 @@
 """A small Llama-like decoder: RMSNorm, SwiGLU, RoPE attention, pre-norm blocks, and generation.
 
 Covers: the config, the modules (RMSNorm, FeedForward, Attention, Block, Transformer), a
-key/value cache and `generate` (greedy or sampled: temperature, top-k, top-p).
+key/value cache and `generate` (greedy or sampled: temperature, top-k, top-p; beam search and
+the penalties are in decoding.py).
 Leaves out: dropout, grouped-query attention, weight tying, mixed-precision policy (the trainer
 owns autocast) and any pretrained weights.
 
@@ -19,6 +20,7 @@ from einops import rearrange
 
 from .attention import ROTATED_BY_ROLE, Pattern, as_pattern, attention, check_lambda_sizes
 from .checks import check_int
+from .decoding import GREEDY, Decoding, beam_search, next_positions, penalize
 from .rope import apply_rope
 
 
@@ -119,6 +121,14 @@ class KVCache:
             raise ValueError(f"a bounded cache keeps Λ's keys for n_global={self.n_global}, "
                              f"n_local={self.n_local}; it cannot serve pattern {pattern.name!r} "
                              f"with (n_global, n_local)={(pattern.n_global, pattern.n_local)}")
+
+    def reorder(self, rows):
+        """Keep the cached rows `rows` (a 1-D index, repeats allowed): beam search replaces
+        hypotheses by copies of better ones."""
+        for layer, buf in enumerate(self.buffers):
+            if buf is not None:
+                self.buffers[layer] = [x.index_select(0, rows) if x.dim() > 1 else x
+                                       for x in buf]
 
     def nbytes(self) -> int:
         """Memory the buffers take, spare room included."""
@@ -271,13 +281,15 @@ def sample_next(logits, temperature: float = 0.0, top_k: int | None = None,
 
 @torch.inference_mode()  # no_grad, and no autograd bookkeeping per op either: see the docstring
 def generate(model: Transformer, idx, max_new_tokens: int, *, pos=None, span_pos=None,
-             pattern="causal", temperature: float = 0.0, top_k=None, top_p=None,
-             generator=None, cache: KVCache | None = None, **options):
+             pattern="causal", decoding: Decoding = GREEDY, generator=None,
+             cache: KVCache | None = None, **options):
     """Continue each row of `idx` (B, T) by `max_new_tokens` tokens, with a KV cache.
 
-    Positions of new tokens: the next integer after the last one; in blank infilling (span_pos
-    given) the position stays at the [MASK]'s and the span offset grows by one instead, as GLM
-    decodes a span. Under Λ the cache is bounded: it keeps only the keys Λ can see.
+    decoding: how each next token is picked (decoding.py: greedy by default, sampling, beam
+    search, penalties); `generator` draws the samples. Positions of new tokens: the next integer
+    after the last one; in blank infilling (span_pos given) the position stays at the [MASK]'s
+    and the span offset grows by one instead, as GLM decodes a span (`next_positions`). Under Λ
+    the cache is bounded: it keeps only the keys Λ can see.
     `cache`: continue from a cache of earlier calls (then idx holds only the tokens it lacks).
     pattern: a `Pattern`, or a pattern name with its sizes as keywords.
     Returns only the new tokens, (B, max_new_tokens).
@@ -292,14 +304,18 @@ def generate(model: Transformer, idx, max_new_tokens: int, *, pos=None, span_pos
         cache = KVCache.for_pattern(model.cfg.n_layers, pattern)
     if pos is None:
         pos = torch.arange(cache.seen, cache.seen + idx.shape[1], device=idx.device)
+    d = decoding
+    if d.beam > 1:
+        return beam_search(model, idx, max_new_tokens, pos=pos, span_pos=span_pos,
+                           pattern=pattern, cache=cache, decoding=d)
     # BEGIN SOLUTION lesson01: the decoding loop, each new token fed alone to the cache
     out, x = [], idx
     for _ in range(max_new_tokens):
-        logits = model(x, pos, pattern, span_pos=span_pos, cache=cache)
-        x = sample_next(logits[:, -1], temperature, top_k, top_p, generator)[:, None]
+        logits = model(x, pos, pattern, span_pos=span_pos, cache=cache)[:, -1]
+        if d.penalizes:  # they read the whole text so far
+            logits = penalize(logits, torch.cat((idx, *out), 1), d)
+        x = sample_next(logits, d.temperature, d.top_k, d.top_p, generator)[:, None]
         out.append(x)
-        pos = pos[..., -1:] + (0 if span_pos is not None else 1)
-        if span_pos is not None:
-            span_pos = span_pos[:, -1:] + 1
+        pos, span_pos = next_positions(pos, span_pos)
     return torch.cat(out, dim=1)
     # END SOLUTION

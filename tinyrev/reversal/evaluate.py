@@ -2,19 +2,22 @@
 
 Covers: greedy-decoding accuracy (correct when the completion starts with the target) and the
 log-prob margin, log p(target | prompt) - log p(another person's target | same prompt), each
-asked in the objective's own query form (`Objective.query`: a causal prompt, a prefix, or a blank
-to infill). A test whose items carry no other answer (a facts folder without that twin file) gets
-no margin: None. Also the effective log-prob of the right answer in each direction, which lesson
-05 reads off these runs (`answer_asymmetry`).
+asked in the objective's query form (`Objective.query`: a causal prompt, a prefix, a blank to
+infill, or the prompt read both ways). A test whose items carry no other answer (a facts folder
+without that twin file) gets no margin: None. Also the effective log-prob of the right answer in
+each direction, which lesson 05 reads off these runs (`answer_asymmetry`), and the results as a
+table and as figures (bars by objective, the learning curve).
 Leaves out: the training dynamics' own models (dynamics/), and the length measurements.
 """
 
 import statistics
 from collections import defaultdict
+from dataclasses import replace
 
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from ..decoding import GREEDY, Decoding
 from ..model import generate
 from ..objectives import Objective, get
 from ..tokenizer import PAD
@@ -48,7 +51,8 @@ def answer_logprob(model, objective: Objective, questions, answers):
 
 
 @torch.no_grad()
-def reversal_scores(model, data, objective: Objective, device="cpu", margins: bool = True) -> dict:
+def reversal_scores(model, data, objective: Objective, device="cpu", margins: bool = True,
+                    decoding: Decoding = GREEDY) -> dict:
     """{"accuracy": {test: share}, "accuracy_contains": ..., "logprob_margin": {test: nats}},
     each asked in `objective`'s form.
 
@@ -56,8 +60,10 @@ def reversal_scores(model, data, objective: Objective, device="cpu", margins: bo
     appears anywhere in the first len(target) + CONTAINS_SLACK greedy tokens, up to the answer's
     stop token: the looser way Lv et al. score, kept beside the strict one to compare with them.
     margins=False skips the log-prob margins (None): the learning curve needs only accuracy.
+    decoding: how answers are decoded (greedy by default; a beam ends at the answer's stop token).
     """
     model.eval()
+    decoding = replace(decoding, stop=objective.stop)
     out = {"accuracy": {}, "accuracy_contains": {}, "logprob_margin": {}}
     for test, items in data.tests.items():
         groups = defaultdict(list)  # questions of one length decode together, without padding
@@ -69,7 +75,7 @@ def reversal_scores(model, data, objective: Objective, device="cpu", margins: bo
             q = objective.query(questions)
             L = max(len(it.target) for it in group) + CONTAINS_SLACK
             decoded = generate(model, q.idx, L, pos=q.pos, span_pos=q.span_pos,
-                               pattern=q.pattern).tolist()
+                               pattern=q.pattern, decoding=decoding).tolist()
             for words, it in zip(decoded, group):
                 correct += words[:len(it.target)] == it.target
                 words = words[:words.index(objective.stop)] if objective.stop in words else words
@@ -91,8 +97,9 @@ def _contains(words: list, target: list) -> bool:
 
 @torch.no_grad()
 def complete(model, tokenizer, objective: Objective, text: str, max_new_tokens: int = 12,
-             device="cpu") -> str:
-    """Greedy completion of `text`, asked the way `objective` was trained.
+             device="cpu", decoding: Decoding = GREEDY) -> str:
+    """Completion of `text` (greedy unless `decoding` says otherwise), asked the way
+    `objective` was trained.
 
     For infilling (ABI) the text is Part A: it should hold a [MASK] where the answer goes (one is
     appended when it has none), and the answer is the span decoded after [START], up to [END].
@@ -101,7 +108,7 @@ def complete(model, tokenizer, objective: Objective, text: str, max_new_tokens: 
     ids = objective.question_of(tokenizer.encode(text))
     q = objective.query(torch.tensor([ids], device=device))
     out = generate(model, q.idx, max_new_tokens, pos=q.pos, span_pos=q.span_pos,
-                   pattern=q.pattern)
+                   pattern=q.pattern, decoding=replace(decoding, stop=objective.stop))
     words = out[0].tolist()
     stop = objective.stop
     return tokenizer.decode(words[:words.index(stop)] if stop in words else words)
@@ -165,7 +172,10 @@ def rows(results: list, key: str = "accuracy") -> dict:
     for r in results:
         name = r["objective"]
         own = r.get("form", get(name).form) == get(name).form
-        out[name if own else f"{name}, {r['form']}"].append(r[key])
+        name = name if own else f"{name}, {r['form']}"
+        if "decoding" in r:  # anything but greedy, as `eval.py --beam ...` asks
+            name += ", " + " ".join(f"{k} {v}" for k, v in r["decoding"].items())
+        out[name].append(r[key])
         if key == "accuracy" and "accuracy_causal" in r:
             out[f"{name}, causal"].append(r["accuracy_causal"])
     return out
@@ -179,15 +189,18 @@ def table(results: list, key: str = "accuracy") -> str:
     scale = 1 if key == "logprob_margin" else 100
     lines = [TITLES[key].ljust(20) + "".join(t.rjust(16) for t in tests) + "   seeds"]
     for label, runs in grouped.items():
-        cells = []
-        for t in tests:
-            values = [scale * r[t] for r in runs if r.get(t) is not None]
-            cell = f"{statistics.fmean(values):.1f}" if values else "—"
-            if len(values) > 1:
-                cell += f" ± {statistics.stdev(values):.1f}"
-            cells.append(cell.rjust(16))
+        cells = [mean_std([scale * r[t] for r in runs if r.get(t) is not None]).rjust(16)
+                 for t in tests]
         lines.append(label.ljust(20) + "".join(cells) + f"   {len(runs)}")
     return "\n".join(lines)
+
+
+def mean_std(values: list) -> str:
+    """'12.3 ± 4.5' over seeds, '12.3' for one, '—' for none: one cell of a results table."""
+    if not values:
+        return "—"
+    cell = f"{statistics.fmean(values):.1f}"
+    return cell + f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else cell
 
 
 def plot_reverse(results: list, path):
@@ -214,5 +227,30 @@ def plot_reverse(results: list, path):
            "(bars: mean over seeds; dots: each seed)")
     ax.title.set_fontsize(10)
     ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def plot_curve(results: list, path):
+    """Reverse accuracy against training steps from each run's `curve`, asked each objective's
+    own way: a line per objective and reverse test, the mean over its seeds. Needs matplotlib."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    by_objective = defaultdict(list)
+    for r in results:
+        by_objective[r["objective"]].append(r)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for i, (objective, runs) in enumerate(by_objective.items()):
+        steps = [p["step"] for p in runs[0]["curve"]]
+        for test, style in zip(("N2D-reverse", "D2N-reverse"), ("-", "--")):
+            mean = [statistics.fmean(100 * r["curve"][k]["accuracy"][test] for r in runs)
+                    for k in range(len(steps))]
+            ax.plot(steps, mean, style, color=f"C{i}", marker=".",
+                    label=f"{objective}: {test} ({len(runs)} seeds)")
+    ax.set(xlabel="training step", ylabel="reverse accuracy (%)", ylim=(0, 100),
+           title="Reverse accuracy over training, each objective asked its own way")
+    ax.title.set_fontsize(10)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -15,6 +15,7 @@ import torch
 
 from ..checkpoint import check_fresh, claim, load_checkpoint, load_model
 from ..checks import MAX_SENTENCE, check_batch
+from ..decoding import GREEDY
 from ..model import ModelConfig, Transformer
 from ..objectives import Objective
 from ..trainer import TrainConfig, fit, pick_device
@@ -89,15 +90,19 @@ def train_reversal(objective: Objective, out_dir, *, train_cfg: TrainConfig = Tr
     return results
 
 
-def score(model, data, objective: Objective, train_cfg, device) -> dict:
+def score(model, data, objective: Objective, train_cfg, device, decoding=GREEDY) -> dict:
     """A run's scores asked in `objective`'s form; a model asked both ways (BICO) also gets
-    `accuracy_causal`, its answers decoded left to right, the way Lv et al. ask it."""
+    `accuracy_causal`, its answers decoded left to right, the way Lv et al. ask it. Decoded
+    greedily unless `decoding` says otherwise; then `decoding` holds what differs from greedy."""
     out = {"task": "reversal", "objective": objective.name, "form": objective.form,
            "seed": train_cfg.seed, "steps": train_cfg.steps,
-           **reversal_scores(model, data, objective, device)}
+           **reversal_scores(model, data, objective, device, decoding=decoding)}
     if objective.form == "bidirectional":
         out["accuracy_causal"] = reversal_scores(model, data, objective.asked("causal"), device,
-                                                 margins=False)["accuracy"]
+                                                 margins=False, decoding=decoding)["accuracy"]
+    if decoding != GREEDY:
+        out["decoding"] = {k: v for k, v in asdict(decoding).items()
+                           if v != getattr(GREEDY, k)}
     return out
 
 
