@@ -82,6 +82,9 @@ def test_contains_is_never_stricter_than_starts_with():
     # the property holds for any model, an untrained one included
     r = reversal_scores(model, DATA, get("ntp"))
     assert set(r) == {"accuracy", "accuracy_contains", "logprob_margin"}
+    assert None not in r["logprob_margin"].values()  # generated facts have another answer
+    assert set(reversal_scores(model, DATA, get("ntp"), margins=False)["logprob_margin"]
+               .values()) == {None}
     for test, strict in r["accuracy"].items():
         assert 0 <= strict <= r["accuracy_contains"][test] <= 1
 

@@ -69,7 +69,7 @@ def reversal_scores(model, data, objective: Objective, device="cpu", margins: bo
         groups = defaultdict(list)  # questions of one length decode together, without padding
         for it in items:
             groups[len(objective.question(it))].append(it)
-        correct, contained, margins = 0, 0, []
+        correct, contained, gaps = 0, 0, []
         for group in groups.values():
             questions = torch.tensor([objective.question(it) for it in group], device=device)
             q = objective.query(questions)
@@ -83,10 +83,10 @@ def reversal_scores(model, data, objective: Objective, device="cpu", margins: bo
             if margins and items[0].other is not None:
                 good = answer_logprob(model, objective, questions, [it.target for it in group])
                 bad = answer_logprob(model, objective, questions, [it.other for it in group])
-                margins += (good - bad).tolist()
+                gaps += (good - bad).tolist()
         out["accuracy"][test] = correct / len(items)
         out["accuracy_contains"][test] = contained / len(items)
-        out["logprob_margin"][test] = statistics.fmean(margins) if margins else None
+        out["logprob_margin"][test] = statistics.fmean(gaps) if gaps else None
     return out
 
 
@@ -173,11 +173,11 @@ def rows(results: list, key: str = "accuracy") -> dict:
         name = r["objective"]
         own = r.get("form", get(name).form) == get(name).form
         name = name if own else f"{name}, {r['form']}"
-        if "decoding" in r:  # anything but greedy, as `eval.py --beam ...` asks
-            name += ", " + " ".join(f"{k} {v}" for k, v in r["decoding"].items())
-        out[name].append(r[key])
+        # anything but greedy, as `eval.py --beam ...` asks
+        how = "".join(f", {k} {v}" for k, v in r.get("decoding", {}).items())
+        out[name + how].append(r[key])
         if key == "accuracy" and "accuracy_causal" in r:
-            out[f"{name}, causal"].append(r["accuracy_causal"])
+            out[f"{r['objective']}, causal{how}"].append(r["accuracy_causal"])
     return out
 
 
@@ -187,11 +187,12 @@ def table(results: list, key: str = "accuracy") -> str:
     grouped = rows(results, key)
     tests = list(results[0][key])
     scale = 1 if key == "logprob_margin" else 100
-    lines = [TITLES[key].ljust(20) + "".join(t.rjust(16) for t in tests) + "   seeds"]
+    width = max(20, *(len(label) + 2 for label in grouped))
+    lines = [TITLES[key].ljust(width) + "".join(t.rjust(16) for t in tests) + "   seeds"]
     for label, runs in grouped.items():
         cells = [mean_std([scale * r[t] for r in runs if r.get(t) is not None]).rjust(16)
                  for t in tests]
-        lines.append(label.ljust(20) + "".join(cells) + f"   {len(runs)}")
+        lines.append(label.ljust(width) + "".join(cells) + f"   {len(runs)}")
     return "\n".join(lines)
 
 
