@@ -149,4 +149,5 @@ def test_an_unwritten_region_fails_in_one_line(tmp_path):
     assert p.returncode == 1 and failed and len(unwritten) == int(failed.group(1)) >= 13, \
         p.stdout[-2000:]
     assert all(line.endswith("(unwritten)") for line in unwritten)
-    assert "Traceback" not in p.stdout and len(p.stdout.splitlines()) < 60
+    # per test: its one line, a header and a FAILED line in the summary; no traceback anywhere
+    assert "Traceback" not in p.stdout and len(p.stdout.splitlines()) <= 3 * len(unwritten) + 5
