@@ -220,8 +220,9 @@ READING = """
 How to read it: N2D-reverse and D2N-reverse are the reversal curse, facts asked the other way
 round from training. Plain next-token prediction (--objective ntp) scores about 0 % there and a
 margin of about 0 nats, no preference for the right person (0 = chance); a cure scores above it.
-The other columns are the trained direction, with held-out paraphrases. README, "The reversal
-curse, reproduced", has every objective over 5 seeds: python train.py --objective all --jobs 2"""
+A BICO run is asked the way it trained, the question read both ways; its row ", causal" decodes
+the same model left to right. The other columns are the trained direction, with held-out
+paraphrases. README, "The reversal curse, reproduced", has every objective over 5 seeds."""
 
 
 if __name__ == "__main__":

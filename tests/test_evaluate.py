@@ -71,6 +71,10 @@ def test_table_shows_mean_and_std_over_seeds():
     runs = [{"objective": "ntp", "accuracy": {"N2D": a}} for a in (0.5, 1.0)]
     text = table(runs)
     assert "75.0 ± 35.4" in text and text.splitlines()[1].endswith("2")
+    # rows come in the objectives' own order, not the order runs were named (a glob's)
+    shuffled = [{"objective": o, "accuracy": {"N2D": 1.0}} for o in ("reverse", "abi", "ntp")]
+    assert [line.split()[0] for line in table(shuffled).splitlines()[1:]] == ["ntp", "abi",
+                                                                             "reverse"]
 
 
 @pytest.mark.needs("01", "02")

@@ -19,7 +19,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from ..decoding import GREEDY, Decoding
 from ..model import generate
-from ..objectives import Objective, get
+from ..objectives import OBJECTIVES, Objective, get
 from ..tokenizer import PAD
 
 CONTAINS_SLACK = 8  # tokens decoded past the answer's length, for accuracy_contains
@@ -163,13 +163,14 @@ def known_answer(data, text: str):
 
 
 def rows(results: list, key: str = "accuracy") -> dict:
-    """{row label: [each run's {test: value}]}, runs of one objective asked one way in a row.
+    """{row label: [each run's {test: value}]}, runs of one objective asked one way in a row,
+    objectives in the order of `objectives.OBJECTIVES` whatever the order of `results`.
 
     A row is labelled by the objective, and by the form too where it is not the objective's own
     ("ntp, bidirectional" from `eval.py --form`). An accuracy row of a BICO objective is followed
     by its causal decode ("bico, causal"), the way Lv et al. ask it."""
     out = defaultdict(list)
-    for r in results:
+    for r in sorted(results, key=lambda r: OBJECTIVES.index(r["objective"])):  # stable
         name = r["objective"]
         own = r.get("form", get(name).form) == get(name).form
         name = name if own else f"{name}, {r['form']}"
