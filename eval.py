@@ -1,9 +1,10 @@
 """Evaluate trained runs: `python eval.py runs/ntp-s0 runs/bico-s0`, or `--task length RUN`.
 
 Reversal task (the default): loads each run directory's checkpoint, scores it on the reversal
-tests (greedy accuracy and log-prob margin, the query form chosen by the run's objective) and
-prints one table, runs of the same objective averaged over seeds (mean ± std). With --prompt TEXT
-it prints each run's greedy completion of TEXT instead.
+tests (accuracy and log-prob margin; asked the way the run's objective trained unless --form
+says otherwise; decoded greedily unless --beam and the penalties say otherwise) and prints one
+table, runs of the same objective averaged over seeds (mean ± std). With --prompt TEXT it prints
+each run's completion of TEXT instead.
 Length task (lesson 04): reads long texts with one run's weights under vanilla, Λ, Λ without the
 distance limit, and a window without globals; prints NLL by position bucket, the attention on
 the first tokens, and passkey accuracy.
@@ -39,13 +40,13 @@ def parse():
     p.add_argument("--json", metavar="PATH", type=cli.output_file,
                    help="also write the results as JSON")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best one present)")
-    p.add_argument("--prompt", metavar="TEXT", help="print each run's greedy completion of TEXT")
+    p.add_argument("--prompt", metavar="TEXT", help="print each run's completion of TEXT")
     p.add_argument("--form", choices=objectives.FORMS, help="reversal: ask every run this way "
                    "instead of its objective's own (causal for ntp, bidirectional for bico, ...)")
     dec = p.add_argument_group("decoding (reversal task; default: greedy)")
     dec.add_argument("--beam", type=cli.positive_int, default=1,
                      help="beam search with this many hypotheses per question")
-    dec.add_argument("--length-penalty", type=float, default=1.0, help="beam: rank finished "
+    dec.add_argument("--length-penalty", type=float, default=1.0, help="beam: rank the kept "
                      "answers by log-prob / length ** this (default: 1, the mean per token)")
     dec.add_argument("--repetition-penalty", type=float, default=1.0,
                      help="divide a repeated token's logit by this, > 0 (default: 1, none)")
@@ -94,6 +95,13 @@ def parse():
     if decoding_flags and args.task != "reversal":
         p.error(f"{decoding_flags[0]} is for the reversal task; --task {args.task} reads its "
                 "runs its own way")
+    if args.length_penalty != 1.0 and args.beam == 1:
+        p.error("--length-penalty ranks the answers a beam search keeps; give --beam K (K > 1)")
+    if not 0 < args.repetition_penalty < float("inf"):
+        p.error(f"--repetition-penalty must be a finite number > 0 (1 = none); got "
+                f"{args.repetition_penalty}")
+    if args.no_repeat_ngram is not None and args.no_repeat_ngram < 1:
+        p.error(f"--no-repeat-ngram must be an n-gram size >= 1; got {args.no_repeat_ngram}")
     args.decoding = Decoding(beam=args.beam, length_penalty=args.length_penalty,
                              repetition_penalty=args.repetition_penalty,
                              no_repeat_ngram=args.no_repeat_ngram)

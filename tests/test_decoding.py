@@ -96,3 +96,14 @@ def test_greedy_decoding_never_repeats_a_banned_ngram():
 def test_a_bad_decoding_is_named(kw, message):
     with pytest.raises(ValueError, match=message):
         Decoding(**kw)
+
+
+def test_beam_search_leaves_the_cache_with_the_best_hypothesis_of_each_row():
+    """A caller may go on from the cache: after the search it holds one row per question, the
+    text of the answer returned, so greedy decoding continues exactly as from that text."""
+    model, x = tiny(), torch.randint(0, V, (2, 3))
+    cache = KVCache(2)
+    first = generate(model, x, 2, decoding=Decoding(beam=3), cache=cache)
+    more = generate(model, first[:, -1:], 2, cache=cache)
+    assert more.shape == (2, 2) and len(cache) == 3 + 2 + 1
+    assert torch.equal(more, generate(model, torch.cat((x, first), 1), 2))

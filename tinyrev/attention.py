@@ -177,9 +177,10 @@ def attention(q, k, v, pos, pattern="causal", *, key_mask=None, base: float = 10
             raise ValueError(f"Λ attention takes one position vector (T,) for the whole batch; "
                              f"got positions of shape {tuple(pos.shape)}")
         mask = lambda_mask(pos[T_k - T_q:], pos, p.n_global, p.n_local)
-    elif T_q == 1 and key_mask is None and p.name != "bico":
-        # a decoding step: causal, prefix and ABI all let the last position see every key, and a
-        # mask over 16k keys costs a tenth of the step
+    elif T_q == 1 and key_mask is None:
+        # a decoding step: causal, prefix, ABI and BICO all let the last position see every key,
+        # each behind it (so BICO's scores are all forward ones), and a mask over 16k keys costs
+        # a tenth of the step
         mask = None
     else:
         mask = build_mask(p, T_k, n_queries=T_q, device=q.device)
@@ -203,7 +204,7 @@ def attention(q, k, v, pos, pattern="causal", *, key_mask=None, base: float = 10
             pos = torch.maximum(pos, q_pos - p.n_local)
         qr = apply_rope(q, q_pos, base=base)
         kr = k if k_rotated else apply_rope(k, pos, base=base)
-        if p.name == "bico":
+        if p.name == "bico" and mask is not None:
             out = _bico(q, k, v, qr, kr, q_pos, pos, mask, base)
         elif p.name == "causal" and empty is None and T_q == T_k:
             out = F.scaled_dot_product_attention(qr, kr, v, is_causal=True)

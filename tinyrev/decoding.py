@@ -93,8 +93,10 @@ def next_positions(pos, span_pos):
 def beam_search(model, idx, max_new_tokens: int, *, pos, span_pos, pattern, cache,
                 decoding: Decoding):
     """The `decoding.beam` most likely continuations of each row of `idx` (B, T), kept step by
-    step in an empty `cache` (each hypothesis one row of it, reordered as hypotheses are
-    replaced); returns the best one per row, (B, max_new_tokens), padded with `stop` after it.
+    step in `cache` (each hypothesis one row of it, reordered as hypotheses are replaced, and
+    left holding the best one per row); returns the best one per row, (B, max_new_tokens),
+    padded with `stop` after it. The penalties read `idx` and what is decoded, not what an
+    earlier call left in the cache.
 
     Every row starts with one live hypothesis (the others at -inf, so that K copies of the same
     text never fill the beam). At each step, all K x V extensions are scored by their summed
@@ -130,4 +132,6 @@ def beam_search(model, idx, max_new_tokens: int, *, pos, span_pos, pattern, cach
         if decoding.stop is not None:
             done |= seq[:, -1] == decoding.stop
     final = scores / length.view(B, K).clamp(min=1) ** decoding.length_penalty
-    return seq[(first[:, 0] + final.argmax(1)), T:]
+    best = first[:, 0] + final.argmax(1)
+    cache.reorder(best)  # one row per question again, so that a caller can continue from it
+    return seq[best, T:]

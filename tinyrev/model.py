@@ -87,8 +87,8 @@ class KVCache:
     causal, prefix and ABI attention a key's rotation never changes, and rotating all of them
     again at every step would cost more than the attention itself on long texts.
     BICO and Λ rotate a key by its role, so their caches store keys *before* rotation
-    (`rotated=False`): BICO reads a question's keys ahead of a query with the reverse rotation,
-    Λ a far global key at the distance limit.
+    (`rotated=False`): BICO reads the keys of a question ahead of its earlier tokens with the
+    reverse rotation when it fills the cache, Λ a far global key at the distance limit.
     With `n_local` set it is Λ's bounded cache: only the first `n_global` and the last `n_local`
     tokens stay, and memory is constant however long the text grows. Λ attention sees exactly
     those keys, so nothing is lost.
@@ -312,7 +312,7 @@ def generate(model: Transformer, idx, max_new_tokens: int, *, pos=None, span_pos
     out, x = [], idx
     for _ in range(max_new_tokens):
         logits = model(x, pos, pattern, span_pos=span_pos, cache=cache)[:, -1]
-        if d.penalizes:  # they read the whole text so far
+        if d.penalizes:  # they read idx and what this call decoded
             logits = penalize(logits, torch.cat((idx, *out), 1), d)
         x = sample_next(logits, d.temperature, d.top_k, d.top_p, generator)[:, None]
         out.append(x)

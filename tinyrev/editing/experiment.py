@@ -173,8 +173,9 @@ def run(model, data, objective, *, n_edits: int | None = None, layer: int | None
     only fact `fact`, to `new` if given) at `layer` (default: where the trace points). Returns
     what `--json` writes."""
     if objective.form != "causal":
-        raise ValueError(f"lesson 06 edits runs that are asked left to right (ntp, bico, "
-                         f"bico-entity, reverse); {objective.name!r} asks by {objective.form}")
+        raise ValueError(f"lesson 06 edits runs asked left to right (ntp and reverse; bico and "
+                         f"bico-entity asked causally); {objective.name!r} is asked "
+                         f"{objective.form}")
     if layer is not None and not 0 <= layer < len(model.blocks):
         raise ValueError(f"--layer {layer} is outside the model; it has layers 0 to "
                          f"{len(model.blocks) - 1}")

@@ -1,6 +1,7 @@
 """Scoring a trained model on the reversal tests, and printing results side by side.
 
-Covers: greedy-decoding accuracy (correct when the completion starts with the target) and the
+Covers: decoding accuracy (greedy unless asked otherwise; correct when the completion starts
+with the target) and the
 log-prob margin, log p(target | prompt) - log p(another person's target | same prompt), each
 asked in the objective's query form (`Objective.query`: a causal prompt, a prefix, a blank to
 infill, or the prompt read both ways). A test whose items carry no other answer (a facts folder
@@ -56,8 +57,8 @@ def reversal_scores(model, data, objective: Objective, device="cpu", margins: bo
     """{"accuracy": {test: share}, "accuracy_contains": ..., "logprob_margin": {test: nats}},
     each asked in `objective`'s form.
 
-    accuracy: the greedy completion starts with the whole target. accuracy_contains: the target
-    appears anywhere in the first len(target) + CONTAINS_SLACK greedy tokens, up to the answer's
+    accuracy: the decoded completion starts with the whole target. accuracy_contains: the target
+    appears anywhere in the first len(target) + CONTAINS_SLACK decoded tokens, up to the answer's
     stop token: the looser way Lv et al. score, kept beside the strict one to compare with them.
     margins=False skips the log-prob margins (None): the learning curve needs only accuracy.
     decoding: how answers are decoded (greedy by default; a beam ends at the answer's stop token).
@@ -162,23 +163,28 @@ def known_answer(data, text: str):
     return None
 
 
-def rows(results: list, key: str = "accuracy") -> dict:
-    """{row label: [each run's {test: value}]}, runs of one objective asked one way in a row,
-    objectives in the order of `objectives.OBJECTIVES` whatever the order of `results`.
+def labelled(results: list, key: str = "accuracy"):
+    """(row label, run, the run's {test: value}) for each run, and for each BICO run's causal
+    decode, in the order of `objectives.OBJECTIVES` whatever the order of `results`.
 
     A row is labelled by the objective, and by the form too where it is not the objective's own
-    ("ntp, bidirectional" from `eval.py --form`). An accuracy row of a BICO objective is followed
-    by its causal decode ("bico, causal"), the way Lv et al. ask it."""
-    out = defaultdict(list)
+    ("ntp, bidirectional" from `eval.py --form`), and by any decoding other than greedy ("bico,
+    beam 4"). A BICO objective's accuracy is followed by its causal decode ("bico, causal"), the
+    way Lv et al. ask it."""
     for r in sorted(results, key=lambda r: OBJECTIVES.index(r["objective"])):  # stable
         name = r["objective"]
         own = r.get("form", get(name).form) == get(name).form
-        name = name if own else f"{name}, {r['form']}"
-        # anything but greedy, as `eval.py --beam ...` asks
         how = "".join(f", {k} {v}" for k, v in r.get("decoding", {}).items())
-        out[name + how].append(r[key])
+        yield (name if own else f"{name}, {r['form']}") + how, r, r[key]
         if key == "accuracy" and "accuracy_causal" in r:
-            out[f"{r['objective']}, causal{how}"].append(r["accuracy_causal"])
+            yield f"{name}, causal{how}", r, r["accuracy_causal"]
+
+
+def rows(results: list, key: str = "accuracy") -> dict:
+    """{row label: [each run's {test: value}]}, as `labelled` names and orders them."""
+    out = defaultdict(list)
+    for label, _, values in labelled(results, key):
+        out[label].append(values)
     return out
 
 
@@ -244,10 +250,10 @@ def plot_curve(results: list, path):
         by_objective[r["objective"]].append(r)
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for i, (objective, runs) in enumerate(by_objective.items()):
-        steps = [p["step"] for p in runs[0]["curve"]]
+        points = [{p["step"]: p["accuracy"] for p in r["curve"]} for r in runs]
+        steps = sorted(set.intersection(*(set(p) for p in points)))  # scored in every run
         for test, style in zip(("N2D-reverse", "D2N-reverse"), ("-", "--")):
-            mean = [statistics.fmean(100 * r["curve"][k]["accuracy"][test] for r in runs)
-                    for k in range(len(steps))]
+            mean = [statistics.fmean(100 * p[step][test] for p in points) for step in steps]
             ax.plot(steps, mean, style, color=f"C{i}", marker=".",
                     label=f"{objective}: {test} ({len(runs)} seeds)")
     ax.set(xlabel="training step", ylabel="reverse accuracy (%)", ylim=(0, 100),

@@ -17,7 +17,7 @@ from ..checkpoint import check_fresh, claim, load_checkpoint, load_model
 from ..checks import MAX_SENTENCE, check_batch
 from ..decoding import GREEDY
 from ..model import ModelConfig, Transformer
-from ..objectives import Objective
+from ..objectives import Objective, get
 from ..trainer import TrainConfig, fit, pick_device
 from . import facts
 from .evaluate import reversal_scores
@@ -84,7 +84,7 @@ def train_reversal(objective: Objective, out_dir, *, train_cfg: TrainConfig = Tr
             print(f"scoring {n} test questions (greedy answers and log-prob margins)...",
                   flush=True)
         results = score(model, data, objective, train_cfg, device)
-        results["curve"] = load_checkpoint(out_dir)["curve"]
+        results["curve"] = load_checkpoint(out_dir).get("curve", [])  # none before this version
         results["seconds"] = round(time.perf_counter() - t0, 1)  # this call: training + scoring
         Path(out_dir, "results.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
@@ -97,7 +97,7 @@ def score(model, data, objective: Objective, train_cfg, device, decoding=GREEDY)
     out = {"task": "reversal", "objective": objective.name, "form": objective.form,
            "seed": train_cfg.seed, "steps": train_cfg.steps,
            **reversal_scores(model, data, objective, device, decoding=decoding)}
-    if objective.form == "bidirectional":
+    if objective.form == "bidirectional" and get(objective.name).form == "bidirectional":
         out["accuracy_causal"] = reversal_scores(model, data, objective.asked("causal"), device,
                                                  margins=False, decoding=decoding)["accuracy"]
     if decoding != GREEDY:

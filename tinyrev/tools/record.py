@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .. import cli
-from ..reversal.evaluate import mean_std, plot_curve, plot_reverse, rows
+from ..reversal.evaluate import labelled, mean_std, plot_curve, plot_reverse, rows
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORD = ROOT / "lessons" / "record"
@@ -46,15 +46,11 @@ def results_table(results: list, key: str, scale: float) -> str:
 
 def every_seed(results: list) -> str:
     """Reverse accuracy of each seed, N2D-reverse / D2N-reverse: every seed run, not the best."""
-    grouped = rows(results)
-    seeds = sorted({r["seed"] for r in results})
     by_seed = defaultdict(dict)
-    for r in results:
-        for label in [l for l in grouped if l.split(",")[0] == r["objective"]]:
-            key = "accuracy_causal" if label.endswith(", causal") else "accuracy"
-            by_seed[label][r["seed"]] = r[key]
-    body = [[label, *(" / ".join(f"{100 * by_seed[label][s][t]:.0f}" for t in REVERSE)
-                      if s in by_seed[label] else "—" for s in seeds)] for label in grouped]
+    for label, r, accuracy in labelled(results):
+        by_seed[label][r["seed"]] = " / ".join(f"{100 * accuracy[t]:.0f}" for t in REVERSE)
+    seeds = sorted({r["seed"] for r in results})
+    body = [[label, *(runs.get(s, "—") for s in seeds)] for label, runs in by_seed.items()]
     return markdown(["objective", *(f"seed {s}" for s in seeds)], body)
 
 
