@@ -5,11 +5,12 @@ import itertools
 import pytest
 import torch
 
+from test_model import causal_mask_by_hand  # noqa: F401  (autouse: lesson 02's mask by hand)
 from tinyrev.attention import CAUSAL
 from tinyrev.decoding import Decoding, beam_search, penalize
 from tinyrev.model import KVCache, ModelConfig, Transformer, generate
 
-pytestmark = [pytest.mark.lesson01, pytest.mark.needs("02")]
+pytestmark = pytest.mark.lesson01
 V = 5
 
 
