@@ -87,7 +87,7 @@ def test_each_fact_gets_its_own_prompts_and_a_new_description_nobody_owns():
 @pytest.mark.tools
 def test_a_run_of_another_kind_is_refused():
     data = generate(FactsConfig(n_per_subset=2, n_train_templates=2, n_test_templates=1))
-    with pytest.raises(ValueError, match="asks by infill"):
+    with pytest.raises(ValueError, match="is asked infill"):
         experiment.run(tiny(), data, objectives.get("abi"))
     with pytest.raises(ValueError, match="--fact 7 is out of range: this run has facts 0 to 1"):
         experiment.run(tiny(), data, NTP, fact=7)
