@@ -1,4 +1,4 @@
-"""Lesson 05's figures (slow, about a minute on 2 cores): `pytest -m slow`.
+"""Lesson 05's figures (slow, about a minute on 2 cores): `python -m pytest -m slow`.
 
 Runs everything `python eval.py --task dynamics` runs, at its default settings, and checks the
 claims the lesson makes of them: the bilinear asymmetry, the decoders' reverse accuracy at

@@ -1,5 +1,5 @@
 """Length generalization, small and quick (slow, about a minute and a half on 2 cores):
-`pytest -m slow`.
+`python -m pytest -m slow`.
 
 Trains causally at L = 32 for 500 steps (the default run: L = 64, 2000 steps), then reads 32
 texts of 16 L under the four modes. Each mode lacking a part of Λ must fail in its own way, and Λ
@@ -7,7 +7,7 @@ must not. Measured here: ratio to the in-length bucket [L/2, L) at [8L, 16L) van
 1.42 (1.38 already at [L, 2L)), Λ without the distance limit 1.21, Λ at most 1.035 anywhere past L;
 Λ's last layer put 0.45 of its attention on the first 4 tokens (an even spread over its 36 keys:
 0.11), vanilla's at most 0.09. The passkey is not yet retrieved after 500 steps; the full-scale
-numbers, passkey included, are in the README and lesson 04.
+numbers, passkey included, are in lesson 04.
 """
 
 import pytest
