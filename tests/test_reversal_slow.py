@@ -1,17 +1,16 @@
-"""The reproduction itself (slow, about 6 minutes on 2 cores): `pytest -m slow`.
+"""The reproduction itself (slow, about 6 minutes on 2 cores): `python -m pytest -m slow`.
 
 Runs the README's main job as written, `train.py --objective ntp bico-entity --jobs 2` (default
-configuration, seed 0, one thread per run), then checks the curse (NTP: same direction learned,
-reverse at about zero), its relief (bico-entity: each reverse test at least 20 points above NTP,
-the trained direction still learned), and that the README's seed-0 row of the reversal table is
-what this code gives now: a figure left behind by a change to the code fails here. Then lesson
-06's edits on the NTP run: they take, stay local, and leave the reversed question unanswered.
-On CPU a run is exactly reproducible for one torch build and thread count; the comparison with
-the README allows 3 points for another build or processor.
+configuration, seed 0, one thread per run), then checks what holds on any processor, since one
+seed's digits move with a processor's rounding: the curse (NTP learns the facts and answers
+about none reversed, however it is asked) and its relief (bico-entity, asked the way it trained,
+answers each reverse test far above NTP and above its own causal decode, with margins every
+one of the five seeds in the README's table clears). The documents' numbers are kept true
+another way: they are rendered from recorded results (tests/test_record.py). Then lesson 06's
+edits on the NTP run: they take, stay local, and leave the reversed question unanswered.
 """
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,24 +45,30 @@ def test_ntp_learns_the_facts_but_not_their_reverse(results):
     assert acc["N2D-reverse"] <= 0.05 and acc["D2N-reverse"] <= 0.05, acc
 
 
-def test_bico_entity_relieves_the_curse_when_decoded_causally(results):
-    ntp, ours = results["ntp"]["accuracy"], results["bico-entity"]["accuracy"]
+def test_reading_ntp_both_ways_uncovers_nothing(main_job, tmp_path):
+    """The question read both ways adds no knowledge: NTP's reverse answers stay at about 0."""
+    out = tmp_path / "ntp-both.json"
+    done = subprocess.run([sys.executable, "eval.py", str(main_job / "ntp-s0"), "--form",
+                           "bidirectional", "--json", str(out)], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    acc = json.loads(out.read_text())[0]["accuracy"]
+    assert acc["N2D"] >= 0.9 and acc["N2D-reverse"] <= 0.05 and acc["D2N-reverse"] <= 0.05, acc
+
+
+def test_bico_entity_asked_both_ways_relieves_the_curse(results):
+    ntp, ours = results["ntp"]["accuracy"], results["bico-entity"]
     for test in ("N2D-reverse", "D2N-reverse"):
-        assert ours[test] - ntp[test] >= 0.2, (test, ntp, ours)
-    assert ours["N2D"] >= 0.9 and ours["D2N"] >= 0.9, ours  # and it still learns the facts
+        assert ours["accuracy"][test] - ntp[test] >= 0.3, (test, ntp, ours["accuracy"])
+        assert ours["accuracy"][test] > ours["accuracy_causal"][test], (test, ours)
+        assert ours["accuracy_causal"][test] - ntp[test] >= 0.1, (test, ntp, ours)
+    assert ours["accuracy"]["N2D"] >= 0.9 and ours["accuracy"]["D2N"] >= 0.9, ours
 
 
-@pytest.mark.parametrize("objective", OBJECTIVES)
-def test_the_readme_seed_0_row_matches_a_fresh_run(results, objective):
-    """The README's "Every seed" table: `| objective | N2D-rev / D2N-rev of seed 0 | ...`."""
-    readme = (ROOT / "README.md").read_text()
-    row = re.search(rf"^\| {re.escape(objective)} \| (\d+) / (\d+) \|", readme, re.MULTILINE)
-    assert row, f"no seed-0 row for {objective} in the README's table"
-    acc = results[objective]["accuracy"]
-    fresh = (100 * acc["N2D-reverse"], 100 * acc["D2N-reverse"])
-    for test, printed, now in zip(("N2D-reverse", "D2N-reverse"), row.groups(), fresh):
-        assert abs(int(printed) - now) <= 3, f"README says {printed} % for {objective} {test}; " \
-                                             f"a fresh run gives {now:.1f} %"
+def test_the_curve_ends_at_the_final_scores(results):
+    for r in results.values():
+        assert [p["step"] for p in r["curve"]] == [250, 500, 750, 1000]
+        assert r["curve"][-1]["accuracy"] == r["accuracy"]
 
 
 def test_an_edit_rewrites_a_fact_forwards_and_not_backwards(main_job):
