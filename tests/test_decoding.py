@@ -91,7 +91,8 @@ def test_greedy_decoding_never_repeats_a_banned_ngram():
 @pytest.mark.tools
 @pytest.mark.parametrize("kw, message", [
     ({"beam": 0}, "beam"), ({"repetition_penalty": -1.0}, "repetition_penalty"),
-    ({"no_repeat_ngram": 0}, "no_repeat_ngram"), ({"beam": 2, "temperature": 1.0}, "does not sample"),
+    ({"no_repeat_ngram": 0}, "no_repeat_ngram"),
+    ({"beam": 2, "temperature": 1.0}, "does not sample"),
     ({"top_p": 1.5}, "top_p"), ({"temperature": float("nan")}, "temperature"),
 ])
 def test_a_bad_decoding_is_named(kw, message):

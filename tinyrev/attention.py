@@ -28,8 +28,8 @@ from .rope import apply_rope
 PATTERNS = ("causal", "prefix", "abi", "bico", "lambda")
 ROTATED_BY_ROLE = ("bico", "lambda")  # a key's rotation depends on the query reading it
 # the sizes each pattern takes; any other is refused, so a misplaced option never passes silently
-OPTIONS = {"causal": (), "prefix": ("prefix_len",), "abi": ("part_a_len",), "bico": ("prefix_len",),
-           "lambda": ("n_global", "n_local", "distance_limit")}
+OPTIONS = {"causal": (), "prefix": ("prefix_len",), "abi": ("part_a_len",),
+           "bico": ("prefix_len",), "lambda": ("n_global", "n_local", "distance_limit")}
 
 
 @dataclass(frozen=True, eq=False)

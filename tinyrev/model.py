@@ -106,7 +106,7 @@ class KVCache:
 
     @classmethod
     def for_pattern(cls, n_layers: int, pattern: Pattern) -> "KVCache":
-        """The cache `pattern` decodes with: Λ's bounded one, unrotated keys for BICO, else full."""
+        """The cache `pattern` decodes with: Λ's bounded one, unrotated keys for BICO, or full."""
         if pattern.name == "lambda":
             return cls(n_layers, n_global=pattern.n_global, n_local=pattern.n_local)
         return cls(n_layers, rotated=pattern.name not in ROTATED_BY_ROLE)

@@ -46,9 +46,9 @@ def train_reversal(objective: Objective, out_dir, *, train_cfg: TrainConfig = Tr
     source = {"facts": asdict(facts_cfg)} if facts_files is None else {"facts_files": facts_files}
     data = data_of(source)
     if objective.needs_entities and not any(e.entities for e in data.train):
-        raise ValueError(f"--objective {objective.name} masks whole entities, but no training sentence "
-                         "holds one: an entity is a test answer (name or description) found word "
-                         "for word in a training sentence")
+        raise ValueError(f"--objective {objective.name} masks whole entities, but no training "
+                         "sentence holds one: an entity is a test answer (name or description) "
+                         "found word for word in a training sentence")
     longest_sentence = max(len(e.ids) for e in data.train)
     if longest_sentence > MAX_SENTENCE:
         raise ValueError(f"a training sentence of {longest_sentence} tokens is longer than the "
@@ -57,8 +57,8 @@ def train_reversal(objective: Objective, out_dir, *, train_cfg: TrainConfig = Tr
     longest = max(len(it.target) for items in data.tests.values() for it in items)
     span = objective.span_positions
     if span and longest + 2 > span:  # offsets 0 and [START]'s take two
-        raise ValueError(f"a test answer of {longest} words is longer than {objective.name}'s learned "
-                         f"span offsets allow ({span - 2} words)")
+        raise ValueError(f"a test answer of {longest} words is longer than {objective.name}'s "
+                         f"learned span offsets allow ({span - 2} words)")
     torch.manual_seed(train_cfg.seed)
     model = Transformer(ModelConfig(vocab_size=len(data.tokenizer), span_positions=span))
     train = data.train
