@@ -15,10 +15,10 @@ rank-one edit and prints what each edit changes, the reversed question included.
 """
 
 import importlib.util
-import json
 from pathlib import Path
 
 from tinyrev import cli, objectives
+from tinyrev.checkpoint import write_json
 from tinyrev.decoding import Decoding
 from tinyrev.dynamics import experiment as dynamics
 from tinyrev.dynamics.symbolic import SymbolicConfig
@@ -130,9 +130,9 @@ def main():
     return evaluate_reversal(args, device)
 
 
-def write_json(args, result):
+def write_result(args, result):
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        write_json(args.json, result)
 
 
 def evaluate_long_texts(args, device):
@@ -144,7 +144,7 @@ def evaluate_long_texts(args, device):
                         depths=args.depths, n_keys=args.keys)
     r["run"] = args.runs[0]
     print(format_length(r))
-    write_json(args, r)
+    write_result(args, r)
     if args.plot:
         plot_curve(r, args.plot)
 
@@ -157,7 +157,7 @@ def evaluate_editing(args, device):
                     layer=args.layer, fact=args.fact, new=args.new)
     r["run"] = args.runs[0]
     print(editing.report(r))
-    write_json(args, r)
+    write_result(args, r)
     if args.plot:
         editing.plot_trace(r, args.plot)
 
@@ -194,7 +194,7 @@ def evaluate_reversal(args, device):
     print(table(results))
     print()
     print(table(results, "logprob_margin"))
-    write_json(args, results)
+    write_result(args, results)
     if args.plot:
         plot_reverse(results, args.plot)
 
@@ -211,7 +211,7 @@ def evaluate_dynamics(args, device):
     print(dynamics.report(r))
     if args.plot:
         dynamics.plot(r, args.plot)
-    write_json(args, {k: v for k, v in r.items() if k != "blocks"})
+    write_result(args, {k: v for k, v in r.items() if k != "blocks"})
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ read from a folder in Berglund et al.'s format (`--facts DIR`); `--write-facts D
 generated ones in that format, to read or edit.
 """
 
-import json
 import multiprocessing
 import signal
 import sys
@@ -18,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tinyrev import cli
-from tinyrev.checkpoint import check_fresh, load_checkpoint
+from tinyrev.checkpoint import check_fresh, load_checkpoint, write_json
 from tinyrev.length.experiment import LENGTH_TRAINING, TRAIN_LEN, train_length
 from tinyrev.length.longtext import LongTextConfig
 from tinyrev.objectives import OBJECTIVES, get
@@ -206,7 +205,7 @@ def main():
     print(table(results, "logprob_margin"))
     print(READING)
     if len(results) > 1 and args.out:
-        Path(args.out, "table.json").write_text(json.dumps(results, indent=2) + "\n")
+        write_json(Path(args.out, "table.json"), results)
         print(f"wrote every run's results to {Path(args.out, 'table.json')}")
     elif len(results) == 1:
         run = args.resume or args.out or f"runs/{results[0]['objective']}-s{results[0]['seed']}"

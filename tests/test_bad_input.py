@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from test_cli import ROOT, assert_one_line_error, run
-from tinyrev.checkpoint import CHECKPOINT, claim, load_checkpoint, save_checkpoint
+from tinyrev.checkpoint import CHECKPOINT, claim, load_checkpoint, save_checkpoint, write_json
 from tinyrev.model import ModelConfig, Transformer
 
 pytestmark = pytest.mark.tools
@@ -95,6 +95,34 @@ def test_a_failed_checkpoint_write_keeps_the_old_one_and_leaves_no_temporary_fil
         save_checkpoint(path, {"x": torch.zeros(2)})
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT]
     assert torch.load(path)["x"].tolist() == [1.0, 1.0]
+
+
+def test_torch_failing_on_a_full_disk_leaves_no_temporary_file(tmp_path, monkeypatch):
+    """torch's zip writer reports a full disk as a RuntimeError ("unexpected pos"), not OSError."""
+    path = tmp_path / CHECKPOINT
+    save_checkpoint(path, {"x": torch.ones(2)})
+
+    def full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 7680")
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(ValueError, match=r"could not write .*ckpt.pt \(is the disk full\?\)"):
+        save_checkpoint(path, {"x": torch.zeros(2)})
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT]
+
+
+def test_results_are_written_atomically_and_never_as_nan(tmp_path, monkeypatch):
+    path = tmp_path / "results.json"
+    write_json(path, {"accuracy": 0.5})
+    with pytest.raises(ValueError, match="results.json: the results hold NaN"):
+        write_json(path, {"accuracy": float("nan")})
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(ValueError, match="results.json \\(No space left on device\\)"):
+        write_json(path, {"accuracy": 1.0})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+    assert path.read_text() == '{\n  "accuracy": 0.5\n}\n'
 
 
 def test_a_checkpoint_from_another_version_is_named(run_dir):

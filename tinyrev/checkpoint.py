@@ -1,6 +1,7 @@
 """A run directory and its checkpoint: written atomically, read back safely, never trained over.
 
-Covers: `save_checkpoint` (a temporary file of this process's own, fsync, rename),
+Covers: `save_checkpoint` and `write_json` (each a temporary file of this process's own, fsync,
+rename: `write_atomically`),
 `load_checkpoint` (tensors and plain data only, with a clear error for anything that is not a
 tinyrev checkpoint of this version), `check_fresh` (a saved run is resumed, never overwritten),
 `claim` (one process at a time trains into a directory) and `load_model` (a run's model, of the
@@ -10,6 +11,7 @@ Leaves out: the loop that writes checkpoints (trainer.py).
 """
 
 import contextlib
+import json
 import os
 from dataclasses import fields
 from pathlib import Path
@@ -22,21 +24,38 @@ CHECKPOINT = "ckpt.pt"
 CLAIM = "train.pid"  # present while a process trains into the directory; holds its process id
 
 
-def save_checkpoint(path, payload: dict):
-    """Write a temporary file, flush it to disk, then rename: a crash never leaves half a file."""
+def write_atomically(path, write):
+    """`write(file)` into a temporary file, flush it to disk, then rename: a crash never leaves
+    half a file, and a failed write leaves the file as it was and no temporary one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # two writers never share one
     try:
         with open(tmp, "wb") as f:
-            torch.save(payload, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:  # disk full, say: the last good checkpoint stays, no half file is left
+    except (OSError, RuntimeError) as e:  # torch's writer says a full disk as a RuntimeError
         tmp.unlink(missing_ok=True)
-        raise ValueError(f"could not write {path} ({e.strerror or e}); {path.name} as it was "
-                         "before is kept") from None
+        why = e.strerror if isinstance(e, OSError) and e.strerror else "is the disk full?"
+        raise ValueError(f"could not write {path} ({why}); {path.name} as it was before is "
+                         "kept") from None
+
+
+def save_checkpoint(path, payload: dict):
+    write_atomically(path, lambda f: torch.save(payload, f))
+
+
+def write_json(path, data):
+    """`data` as indented JSON, written atomically. NaN and infinity are refused: they are not
+    JSON, and a result that holds them comes from a model whose weights are not finite."""
+    try:
+        text = json.dumps(data, indent=2, allow_nan=False) + "\n"
+    except ValueError:
+        raise ValueError(f"not writing {path}: the results hold NaN or infinity, which JSON "
+                         "cannot hold (are the model's weights finite?)") from None
+    write_atomically(path, lambda f: f.write(text.encode()))
 
 
 def load_checkpoint(path) -> dict:

@@ -6,14 +6,13 @@ Leaves out: argument parsing (the scripts), the loop and the run directory's che
 (trainer.py), and how each objective is asked (objectives.py).
 """
 
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from ..checkpoint import check_fresh, claim, load_checkpoint, load_model
+from ..checkpoint import check_fresh, claim, load_checkpoint, load_model, write_json
 from ..checks import MAX_SENTENCE, check_batch
 from ..decoding import GREEDY
 from ..model import ModelConfig, Transformer
@@ -86,7 +85,7 @@ def train_reversal(objective: Objective, out_dir, *, train_cfg: TrainConfig = Tr
         results = score(model, data, objective, train_cfg, device)
         results["curve"] = load_checkpoint(out_dir).get("curve", [])  # none before this version
         results["seconds"] = round(time.perf_counter() - t0, 1)  # this call: training + scoring
-        Path(out_dir, "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        write_json(Path(out_dir, "results.json"), results)
     return results
 
 

@@ -17,7 +17,6 @@ parameter that multiplies (every weight except the embedding lookup) for forward
 plus 12 * layers * T * d for the attention scores and their weighted sums.
 """
 
-import json
 import statistics
 import time
 from dataclasses import asdict
@@ -29,6 +28,7 @@ from einops import rearrange
 
 from .. import cli, objectives
 from ..attention import Pattern
+from ..checkpoint import write_json
 from ..model import KVCache, ModelConfig, Transformer, generate
 from ..objectives import Batch
 from ..reversal.experiment import data_of
@@ -243,9 +243,8 @@ def main():
         fb, lb = (d[name]["cache_bytes"][k] / 2 ** 20 for name in ("full", "lambda"))
         print(f"  n = {n:6d}        {f:12.0f}{lam:10.0f}{lam / f:10.2f}x{fb:16.2f}{lb:13.2f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"device": str(device), "threads": torch.get_num_threads(), **r,
-                       "decode": d}, f, indent=2)
+        write_json(args.json, {"device": str(device), "threads": torch.get_num_threads(), **r,
+                               "decode": d})
 
 
 if __name__ == "__main__":
