@@ -31,6 +31,9 @@ from tinyrev.reversal.experiment import load_run, score
 from tinyrev.trainer import TrainConfig, pick_device
 
 
+LENGTH_FLAGS = {"n_global", "n_local", "texts", "keys", "passkey_lengths", "depths"}
+
+
 def parse():
     p = cli.Parser(prog="eval.py", description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="*", metavar="RUN_DIR", help="directories written by train.py")
@@ -55,7 +58,7 @@ def parse():
     p.add_argument("--plot", metavar="PNG", help="reversal: reverse accuracy by objective; length: "
                    "the NLL curve; dynamics, editing: the heat maps (needs matplotlib, an optional "
                    "extra)")
-    length = p.add_argument_group("length task")
+    length = p.add_argument_group("length task")  # their dests: LENGTH_FLAGS
     length.add_argument("--n-global", type=int, default=N_GLOBAL,
                         help=f"Λ: first tokens every query keeps (default: {N_GLOBAL})")
     length.add_argument("--n-local", type=int, help="Λ: the window (default: the training length)")
@@ -75,7 +78,7 @@ def parse():
                           f"(default: {SymbolicConfig.both_share})")
     sym.add_argument("--dim", type=cli.positive_int, default=512,
                      help="bilinear embedding size (default: 512)")
-    sym.add_argument("--seed", type=int, default=0,
+    sym.add_argument("--seed", type=cli.seed, default=0,
                      help="task split and initialization (default: 0)")
     edit = p.add_argument_group("editing task")
     edit.add_argument("--edits", type=cli.positive_int, help="facts edited, one at a time from "
@@ -87,14 +90,14 @@ def parse():
     edit.add_argument("--new", metavar="TEXT", help="with --fact: its new description, in words "
                       "the run was trained on (default: one made of such words)")
     args = p.parse_args()
-    decoding_flags = [f for f, given in (("--beam", args.beam != 1), ("--form", args.form),
-                                         ("--length-penalty", args.length_penalty != 1.0),
-                                         ("--repetition-penalty", args.repetition_penalty != 1.0),
-                                         ("--no-repeat-ngram", args.no_repeat_ngram is not None))
-                      if given]
-    if decoding_flags and args.task != "reversal":
-        p.error(f"{decoding_flags[0]} is for the reversal task; --task {args.task} reads its "
-                "runs its own way")
+    decoding = {"form", "beam", "length_penalty", "repetition_penalty", "no_repeat_ngram"}
+    reads = {"reversal": {"json", "plot", *decoding}, "length": {"json", "plot", *LENGTH_FLAGS},
+             "dynamics": {"json", "plot", "pairs", "both_share", "dim", "seed"},
+             "editing": {"json", "plot", "edits", "layer", "fact", "new"}}[args.task]
+    mode = f"with --task {args.task}"
+    if args.task == "reversal" and args.prompt is not None:  # prints a completion, saves nothing
+        reads, mode = {"prompt", *decoding}, "with --prompt"
+    p.refuse_unused(args, reads | {"runs", "task", "device"}, mode)
     if args.length_penalty != 1.0 and args.beam == 1:
         p.error("--length-penalty ranks the answers a beam search keeps; give --beam K (K > 1)")
     if not 0 < args.repetition_penalty < float("inf"):
@@ -118,7 +121,9 @@ def main():
     if not args.runs:
         raise ValueError(f"--task {args.task} needs at least one RUN_DIR, a directory written by "
                          "train.py (only --task dynamics runs without one)")
-    resolved = [Path(run).resolve() for run in args.runs]
+    # a run named by its directory or by its checkpoint file is the same run
+    resolved = [(Path(run) if Path(run).is_dir() else Path(run).parent).resolve()
+                for run in args.runs]
     twice = [run for run, path in zip(args.runs, resolved) if resolved.count(path) > 1]
     if twice:
         raise ValueError(f"{twice[0]} is given twice; runs of one objective are averaged as seeds, "
@@ -138,11 +143,11 @@ def write_result(args, result):
 def evaluate_long_texts(args, device):
     if len(args.runs) > 1:
         raise ValueError(f"--task length evaluates one run at a time; got {len(args.runs)}")
-    model, train_len, text_cfg = load_length_run(args.runs[0], device)
+    model, train_len, text_cfg, seed = load_length_run(args.runs[0], device)
     r = evaluate_length(model, train_len, text_cfg, n_global=args.n_global, n_local=args.n_local,
                         n_texts=args.texts, passkey_lengths=args.passkey_lengths,
                         depths=args.depths, n_keys=args.keys)
-    r["run"] = args.runs[0]
+    r["run"], r["seed"] = args.runs[0], seed
     print(format_length(r))
     write_result(args, r)
     if args.plot:

@@ -62,13 +62,19 @@ def parse():
                    "digits of a run's numbers")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args()
-    if args.task == "length" and (args.objective or args.facts or args.write_facts):
-        p.error("--objective, --facts and --write-facts are for the reversal task; the length "
-                "task trains causally (ntp) on its own generated text")
-    if args.task != "length" and args.length and not args.resume:
-        p.error("--length is for the length task (--task length)")
     if args.resume and args.out:
         p.error("--resume continues the run in its own directory; drop --out")
+    run = {"device", "threads", "quiet", "steps", "batch_size", "lr", "seed"}
+    if args.write_facts:
+        p.refuse_unused(args, {"write_facts"}, "with --write-facts (it writes the facts and stops)")
+    elif args.resume:  # the flags that describe the run are checked against its checkpoint
+        p.refuse_unused(args, run | {"resume", "task", "objective", "length"}, "with --resume")
+    elif args.task == "length":  # causal training (ntp) on the length task's own text
+        p.refuse_unused(args, run | {"task", "length", "out"}, "with --task length")
+    else:
+        p.refuse_unused(args, run | {"task", "objective", "out", "facts", "jobs"},
+                        "for the reversal task (it is for --task length)" if args.length else
+                        "for the reversal task")
     return args
 
 
@@ -85,6 +91,10 @@ def resume(args):
         if value is not None and value != stored[name]:
             raise ValueError(f"--{name.replace('_', '-')} {value} differs from the checkpoint in "
                              f"{args.resume} ({stored[name]}); drop the flag to resume that run")
+    if ckpt["step"] == saved.steps:
+        raise ValueError(f"{args.resume} has finished (step {saved.steps} of {saved.steps}); "
+                         f"nothing to resume: score it with python eval.py {args.resume}, or "
+                         "train a longer run into another --out")
     print(f"resuming {args.resume} at step {ckpt['step']} of {saved.steps}")
     if meta.get("task") == "length":
         return length(args.resume, meta["train_len"], saved, LongTextConfig(**meta["text"]),
@@ -132,7 +142,7 @@ def reversal(args, given):
 def train_one(objective, seed, out, settings, progress=False):
     """One reversal run; at module level so that a worker process can be handed it."""
     given, facts_files, device, threads = settings
-    if threads:
+    if threads:  # a worker process of --jobs; with one job, main() has set it already
         torch.set_num_threads(threads)
     return train_reversal(objective, out, train_cfg=TrainConfig(**given, seed=seed),
                           facts_files=facts_files, device=device, progress=progress)
@@ -187,6 +197,8 @@ def main():
         return
     given = {"steps": args.steps, "lr": args.lr, "batch_size": args.batch_size}
     given = {k: v for k, v in given.items() if v is not None}
+    if args.threads and args.jobs == 1:  # this process trains (parallel workers set their own)
+        torch.set_num_threads(args.threads)
     if args.resume:
         results = resume(args)
     elif args.task == "length":

@@ -39,8 +39,24 @@ def test_eval_never_writes_json_over_a_checkpoint(run_dir):
     before = (run_dir / CHECKPOINT).read_bytes()
     for target in (run_dir / CHECKPOINT, run_dir / "results.json"):
         assert_one_line_error(*run("eval.py", str(run_dir), "--json", str(target))[::2],
-                              "is a file of the run", "would replace it")
+                              "is a file train.py wrote", "would replace it")
     assert (run_dir / CHECKPOINT).read_bytes() == before
+
+
+def test_eval_never_writes_json_through_a_link_to_a_run_or_over_a_table(run_dir, tmp_path):
+    """The guard looks at the file a path leads to, not at its name; and the table train.py
+    --jobs wrote beside its runs is one of train.py's files too."""
+    before = (run_dir / CHECKPOINT).read_bytes()
+    link = tmp_path / "out.json"
+    link.symlink_to(run_dir / CHECKPOINT)
+    assert_one_line_error(*run("eval.py", str(run_dir), "--json", str(link))[::2],
+                          "leads to", "is a file train.py wrote")
+    assert (run_dir / CHECKPOINT).read_bytes() == before
+    table = tmp_path / "table.json"  # beside run_dir, as train.py --out tmp_path --jobs 2 puts it
+    table.write_text("[]")
+    assert_one_line_error(*run("eval.py", str(run_dir), "--json", str(table))[::2],
+                          "is a file train.py wrote")
+    assert table.read_text() == "[]"
 
 
 @pytest.mark.parametrize("where, words", [
@@ -86,27 +102,27 @@ def test_out_that_is_a_file_fails_before_training(tmp_path):
 def test_a_failed_checkpoint_write_keeps_the_old_one_and_leaves_no_temporary_file(tmp_path,
                                                                                   monkeypatch):
     path = tmp_path / CHECKPOINT
-    save_checkpoint(path, {"x": torch.ones(2)})
+    save_checkpoint(path, {"model": {"x": torch.ones(2)}})
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
     monkeypatch.setattr(torch, "save", disk_full)
     with pytest.raises(ValueError, match="No space left on device.*as it was before is kept"):
-        save_checkpoint(path, {"x": torch.zeros(2)})
+        save_checkpoint(path, {"model": {"x": torch.zeros(2)}})
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT]
-    assert torch.load(path)["x"].tolist() == [1.0, 1.0]
+    assert torch.load(path)["model"]["x"].tolist() == [1.0, 1.0]
 
 
 def test_torch_failing_on_a_full_disk_leaves_no_temporary_file(tmp_path, monkeypatch):
     """torch's zip writer reports a full disk as a RuntimeError ("unexpected pos"), not OSError."""
     path = tmp_path / CHECKPOINT
-    save_checkpoint(path, {"x": torch.ones(2)})
+    save_checkpoint(path, {"model": {"x": torch.ones(2)}})
 
     def full(*args, **kwargs):
         raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 7680")
     monkeypatch.setattr(torch, "save", full)
     with pytest.raises(ValueError, match=r"could not write .*ckpt.pt \(is the disk full\?\)"):
-        save_checkpoint(path, {"x": torch.zeros(2)})
+        save_checkpoint(path, {"model": {"x": torch.zeros(2)}})
     assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKPOINT]
 
 
@@ -177,9 +193,18 @@ def test_an_empty_completion_in_a_training_file_is_refused(tmp_path):
     (["eval.py", "x", "--repetition-penalty", "-1"], ["--repetition-penalty", "> 0", "-1"]),
     (["eval.py", "x", "--length-penalty", "2"], ["--length-penalty", "--beam"]),
     (["eval.py", "x", "--no-repeat-ngram", "0"], ["--no-repeat-ngram", ">= 1", "got 0"]),
-    (["eval.py", "--task", "length", "x", "--beam", "4"], ["--beam", "reversal task"]),
-    (["eval.py", "--task", "dynamics", "--beam", "2"], ["--beam", "reversal task"]),
-    (["eval.py", "--task", "editing", "x", "--form", "causal"], ["--form", "reversal task"]),
+    (["eval.py", "--task", "length", "x", "--beam", "4"], ["--beam does nothing with --task length"]),
+    (["eval.py", "--task", "dynamics", "--beam", "2"], ["--beam does nothing with --task dynamics"]),
+    (["eval.py", "--task", "editing", "x", "--form", "causal"], ["--form does nothing with --task"]),
+    (["eval.py", "--task", "length", "x", "--prompt", "a"], ["--prompt does nothing with --task"]),
+    (["eval.py", "x", "--prompt", "a", "--json", "o.json"], ["--json does nothing with --prompt"]),
+    (["eval.py", "x", "--pairs", "3"], ["--pairs does nothing with --task reversal"]),
+    (["eval.py", "--task", "dynamics", "--seed", "-1"], ["--seed", "[0, 2**63)", "-1"]),
+    (["eval.py", "--task", "dynamics", "--seed", "9" * 23], ["--seed", "[0, 2**63)"]),
+    (["train.py", "--task", "length", "--jobs", "3"], ["--jobs does nothing with --task length"]),
+    (["train.py", "--write-facts", "d", "--steps", "5"], ["--steps does nothing with --write-facts"]),
+    (["train.py", "--length", "32"], ["--length does nothing for the reversal task"]),
+    (["train.py", "--resume", "x", "--jobs", "2"], ["--jobs does nothing with --resume"]),
     (["-m", "tinyrev.tools.bench", "--rounds", "0"], ["--rounds", "positive integer"]),
     (["-m", "tinyrev.tools.bench", "--device", "tpu"], ["unknown device 'tpu'"]),
     (["-m", "tinyrev.tools.bench", "--threads", "0"], ["--threads", "positive integer"]),
@@ -199,8 +224,16 @@ def test_unclear_inputs_each_get_their_line(args, words, capsys, monkeypatch):
 
 
 def test_eval_refuses_the_same_run_twice(run_dir):
-    code, _, err = run("eval.py", "--task", "length", str(run_dir), str(run_dir / "."))
-    assert_one_line_error(code, err, "is given twice")
+    for same in (run_dir / ".", run_dir / CHECKPOINT):  # one run, spelled two ways
+        code, _, err = run("eval.py", "--task", "length", str(run_dir), str(same))
+        assert_one_line_error(code, err, "is given twice")
+
+
+def test_resuming_a_finished_run_is_refused_and_changes_nothing(run_dir):
+    before = (run_dir / CHECKPOINT).read_bytes()  # the fixture's run: step 1 of 1
+    code, _, err = run("train.py", "--resume", str(run_dir))
+    assert_one_line_error(code, err, "has finished", "step 1 of 1", "nothing to resume")
+    assert (run_dir / CHECKPOINT).read_bytes() == before
 
 
 def test_an_unexpected_error_is_one_line_with_a_way_to_see_more():
@@ -226,6 +259,27 @@ def test_a_sentence_too_long_for_a_fact_is_refused_before_training(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_checkpoint_whose_weights_changed_on_disk_is_refused(run_dir):
+    """A checkpoint carries a digest of its weights: bytes flipped in a weight (here one value
+    changed behind save_checkpoint's back) load as a clear error, not as a model that answers
+    nonsense."""
+    ckpt = torch.load(run_dir / CHECKPOINT, weights_only=True)
+    name = next(iter(ckpt["model"]))
+    ckpt["model"][name].view(-1)[0] += 1.0
+    torch.save(ckpt, run_dir / CHECKPOINT)
+    code, _, err = run("eval.py", "--task", "length", str(run_dir))
+    assert_one_line_error(code, err, "is damaged", "digest")
+
+
+@pytest.mark.parametrize("step", [-5, 0, 2, 1000000])
+def test_a_stored_step_outside_the_run_is_refused(run_dir, step):
+    ckpt = torch.load(run_dir / CHECKPOINT, weights_only=True)  # train_config: 1 step
+    save_checkpoint(run_dir / CHECKPOINT, {**ckpt, "step": step})
+    for command in (("eval.py", "--task", "length", str(run_dir)),
+                    ("train.py", "--resume", str(run_dir))):
+        assert_one_line_error(*run(*command)[::2], f"stored step {step} is not in 1..1")
+
+
 @pytest.fixture
 def reversal_run(tmp_path):
     """An untrained reversal run on small generated facts: enough to be refused before editing."""
@@ -249,6 +303,9 @@ def reversal_run(tmp_path):
     (["--fact", "0", "--new", "the zany cartographer of mars"],
      ["--new 'the zany cartographer of mars'", "'zany'", "is not in the run's vocabulary"]),
     (["--new", "the gentle poet"], ["--new rewrites one fact", "--fact"]),
+    (["--fact", "0", "--new", "."], ["--new '.' holds no word"]),
+    (["--fact", "0", "--new", "the"], ["--new 'the' is the description the run already knows, "
+                                       "or its start"]),
 ])
 def test_editing_refuses_what_it_cannot_edit(reversal_run, flags, words, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["eval.py", "--task", "editing", str(reversal_run), *flags])

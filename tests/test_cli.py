@@ -2,6 +2,7 @@
 no lesson (the end-to-end runs pass once lessons 01 to 03 are done)."""
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -113,6 +114,26 @@ def test_prompt_completion_and_unknown_words(run_dir):
     assert code == 0 and "right answer: calix zellwood (a N2D-reverse test question" in stdout
     code, _, err = run("eval.py", str(run_dir), "--prompt", "the zorblax")
     assert_one_line_error(code, err, "'zorblax' is not in the vocabulary")
+    code, _, err = run("eval.py", str(run_dir), "--prompt", "[MASK] [PAD] goes by")
+    assert_one_line_error(code, err, "holds [MASK], a control token")
+
+
+def test_eval_says_when_a_run_is_still_being_trained(run_dir):
+    (run_dir / "train.pid").write_text(str(os.getpid()))  # this process stands in for train.py
+    try:
+        code, _, err = run("eval.py", str(run_dir), "--prompt", "The")
+    finally:
+        (run_dir / "train.pid").unlink()
+    assert code == 0 and "is still being trained" in err and "step 3 of 3" in err
+
+
+def test_a_claim_that_holds_no_process_id_is_taken_over(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "train.pid").write_text("")  # cut short, or written by hand
+    code, _, err = run("train.py", "--steps", "1", "--out", str(out), "--quiet")
+    trained(code, err)
+    assert not (out / "train.pid").exists()
 
 
 def tiny_facts(tmp_path) -> str:

@@ -190,6 +190,9 @@ def break_folder(folder, how):
     if how == "answer without words":
         write_jsonl(folder / "p2d_prompts_test.jsonl", [{"prompt": "Orla is", "completion": " ."}])
         return folder, ["p2d_prompts_test.jsonl line 1", "holds no word"]
+    if how == "control token":
+        write_jsonl(train, [{"prompt": "Orla Quenby is", "completion": " [EOS] [START]"}])
+        return folder, ['line 1, "completion"', "holds [EOS], a control token"]
     if how == "twin too short":
         (folder / f"{TEST_FILES['N2D-reverse']}{TWIN}.jsonl").write_text("")
         return folder, ["has 0 lines and p2d_reverse_prompts_test.jsonl 1"]
@@ -201,7 +204,7 @@ def break_folder(folder, how):
 
 BAD = ["missing folder", "a file, not a folder", "missing file", "malformed JSON",
        "no completion", "no prompt", "not a string", "not an object", "empty training set",
-       "empty test", "answer without words", "twin too short", "twin asks something else"]
+       "empty test", "answer without words", "control token", "twin too short", "twin asks something else"]
 
 
 @pytest.mark.parametrize("how", BAD)

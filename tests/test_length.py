@@ -271,7 +271,7 @@ def test_a_length_run_records_its_task_and_is_never_overwritten(tmp_path):
     cfg = TrainConfig(steps=4, batch_size=4, warmup=2)
     small = longtext.LongTextConfig(vocab_size=64)
     train_length(tmp_path / "a", train_len=16, train_cfg=cfg, text_cfg=small, progress=False)
-    model, L, text = load_length_run(tmp_path / "a")
+    model, L, text, _ = load_length_run(tmp_path / "a")
     assert L == 16 and text == small and model.cfg.vocab_size == 64
     with pytest.raises(ValueError, match="already holds a trained run"):
         train_length(tmp_path / "a", train_len=16, train_cfg=cfg, text_cfg=small, progress=False)

@@ -25,7 +25,7 @@ def result(tmp_path_factory, request):
         "training the length model, 500 steps at L = 32, then reading 32 texts of 16 L...")
     train_length(out, train_len=32, train_cfg=TrainConfig(steps=500, batch_size=32), device="cpu",
                  progress=False)
-    model, L, text = load_length_run(out)
+    model, L, text, _ = load_length_run(out)
     return evaluate_length(model, L, text, n_texts=32, passkey_lengths=[32], depths=[1.0],
                            n_keys=1)
 

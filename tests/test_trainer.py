@@ -70,7 +70,7 @@ def test_a_tiny_run_learns(tmp_path):
 @pytest.mark.tools
 def test_checkpoint_round_trip_is_atomic(tmp_path):
     payload = {"model": {"w": torch.arange(3.0)}, "optimizer": {}, "step": 4, "model_config": {},
-               "train_config": {}, "rng": torch.Generator().get_state(), "meta": {"task": "x"}}
+               "train_config": {"steps": 4}, "rng": torch.Generator().get_state(), "meta": {"task": "x"}}
     save_checkpoint(tmp_path / CHECKPOINT, payload)
     assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT]  # no temporary file left over
     back = load_checkpoint(tmp_path)

@@ -1,9 +1,9 @@
 """A run directory and its checkpoint: written atomically, read back safely, never trained over.
 
 Covers: `save_checkpoint` and `write_json` (each a temporary file of this process's own, fsync,
-rename: `write_atomically`),
+rename: `write_atomically`; a checkpoint carries a `digest` of its weights),
 `load_checkpoint` (tensors and plain data only, with a clear error for anything that is not a
-tinyrev checkpoint of this version), `check_fresh` (a saved run is resumed, never overwritten),
+tinyrev checkpoint of this version, and for weights that changed on disk after writing), `check_fresh` (a saved run is resumed, never overwritten),
 `claim` (one process at a time trains into a directory) and `load_model` (a run's model, of the
 task asked for).
 Every experiment stores its runs this way; what each keeps in `meta` is its own business.
@@ -11,8 +11,11 @@ Leaves out: the loop that writes checkpoints (trainer.py).
 """
 
 import contextlib
+import ctypes
+import hashlib
 import json
 import os
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -43,7 +46,20 @@ def write_atomically(path, write):
                          "kept") from None
 
 
+def digest(weights: dict) -> str:
+    """SHA-256 over a state dict's names, dtypes, shapes and raw bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(weights):
+        t = weights[name].detach().cpu().contiguous()
+        h.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
+        # the tensor's memory as it is, read in place (no copy through Python numbers)
+        h.update(ctypes.string_at(t.data_ptr(), t.numel() * t.element_size()))
+    return h.hexdigest()
+
+
 def save_checkpoint(path, payload: dict):
+    """`payload` (weights under "model") with the digest of its weights, written atomically."""
+    payload = {**payload, "digest": digest(payload["model"])}
     write_atomically(path, lambda f: torch.save(payload, f))
 
 
@@ -70,14 +86,25 @@ def load_checkpoint(path) -> dict:
     except Exception as e:
         raise ValueError(f"{file} is not a readable tinyrev checkpoint "
                          f"({type(e).__name__})") from None
-    needed = {"model", "optimizer", "step", "model_config", "train_config", "rng", "meta"}
+    needed = {"model", "optimizer", "step", "model_config", "train_config", "rng", "meta",
+              "digest"}
     missing = sorted(needed - set(ckpt)) if isinstance(ckpt, dict) else ["everything"]
     if missing:
-        raise ValueError(f"{file} is not a tinyrev checkpoint (it lacks {missing})")
-    for key in ("model_config", "train_config", "meta"):
+        raise ValueError(f"{file} is not a tinyrev checkpoint of this version (it lacks "
+                         f"{missing})")
+    for key in ("model", "model_config", "train_config", "meta"):
         if not isinstance(ckpt[key], dict):
             raise ValueError(f"{file}: its {key!r} is a {type(ckpt[key]).__name__}, not a dict; "
                              "it was not written by this version of tinyrev")
+    if not all(isinstance(t, torch.Tensor) for t in ckpt["model"].values()) or \
+            digest(ckpt["model"]) != ckpt["digest"]:
+        raise ValueError(f"{file} is damaged: its weights differ from the digest written with "
+                         "them (the file changed on disk after training wrote it); use a copy, "
+                         "or train the run again")
+    step, steps = ckpt["step"], ckpt["train_config"].get("steps")
+    if not (type(step) is int and type(steps) is int and 0 < step <= steps):
+        raise ValueError(f"{file}: its stored step {step!r} is not in 1..{steps!r}, the steps the "
+                         "run was set to train; it was not written by tinyrev's trainer")
     return ckpt
 
 
@@ -112,8 +139,8 @@ def claim(out_dir):
                     os.link(tmp, mine)  # atomic: fails while another process holds the claim
                     break
                 except FileExistsError:
-                    holder = int(mine.read_text())
-                    if _alive(holder):
+                    holder = _holder(out)
+                    if holder is not None:
                         raise ValueError(f"{out} is being trained into by another process (pid "
                                          f"{holder}); wait for it, or give another --out") from None
                     mine.unlink(missing_ok=True)  # its process is gone: take the claim over
@@ -131,14 +158,22 @@ def claim(out_dir):
         mine.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def _holder(out_dir) -> int | None:
+    """The id of the process training into `out_dir`, or None: no claim, a claim that holds no
+    process id (written by hand, cut short), or one whose process is gone (killed)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
+        pid = int((Path(out_dir) / CLAIM).read_text())
+    except (OSError, ValueError):
+        return None
+    if pid <= 0:  # 0 and negative ids name process groups, never one process
+        return None
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except PermissionError:  # it exists, under another user
-        pass
-    return True
+        return pid
+    except (OSError, OverflowError):
+        return None
+    return pid
 
 
 def load_model(run_dir, task: str, device=None):
@@ -155,6 +190,11 @@ def load_model(run_dir, task: str, device=None):
     except RuntimeError:
         raise ValueError(f"{run_dir}: the weights do not match the model configuration stored "
                          f"with them ({ckpt['model_config']})") from None
+    holder = _holder(Path(run_dir) if Path(run_dir).is_dir() else Path(run_dir).parent)
+    if holder is not None:
+        print(f"note: {run_dir} is still being trained (pid {holder}); this reads its last "
+              f"checkpoint, step {ckpt['step']} of {ckpt['train_config']['steps']}",
+              file=sys.stderr)
     return model.to(device or "cpu"), ckpt
 
 

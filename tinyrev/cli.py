@@ -26,6 +26,17 @@ class Parser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
+    def refuse_unused(self, args, reads: set, mode: str):
+        """One line for a flag given in a mode that does nothing with it: `reads` names the
+        flags (their dests) that `mode`, e.g. "with --task length", reads."""
+        for action in self._actions:
+            value = getattr(args, action.dest, None)
+            if action.dest in reads | {"help", "debug"} or value == action.default or \
+                    (value == [] and action.nargs == "*"):
+                continue
+            flag = action.option_strings[-1] if action.option_strings else action.metavar
+            self.error(f"{flag} does nothing {mode}; drop it")
+
 
 def positive_int(text: str) -> int:
     try:
@@ -55,16 +66,23 @@ def nonempty(text: str) -> str:
 
 def output_file(text: str) -> Path:
     """A file to write results to, checked before any work is done: its folder exists and can be
-    written, it is not a folder, and it is not one of a run's own files."""
+    written, it is not a folder, and it is not a file train.py wrote (a run's checkpoint, claim or
+    results, a table of runs), whatever links lead to it."""
     path = Path(nonempty(text))
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{path} is a folder; give the path of a file")
     if not path.parent.is_dir():
         raise argparse.ArgumentTypeError(f"{path}: the folder {path.parent} does not exist")
-    if path.name.startswith((CHECKPOINT, CLAIM)) or \
-            (path.name == "results.json" and (path.parent / CHECKPOINT).exists()):
-        raise argparse.ArgumentTypeError(f"{path} is a file of the run in {path.parent}; writing "
-                                         "there would replace it")
+    try:
+        real = path.resolve(strict=False)  # the file a write would replace
+    except RuntimeError:  # a loop of symbolic links
+        raise argparse.ArgumentTypeError(f"{path} is a loop of symbolic links") from None
+    if real.name.startswith((CHECKPOINT, CLAIM)) or \
+            (real.name == "results.json" and (real.parent / CHECKPOINT).exists()) or \
+            (real.name == "table.json" and any(real.parent.glob(f"*/{CHECKPOINT}"))):
+        where = "" if real == path.absolute() else f" (it leads to {real})"
+        raise argparse.ArgumentTypeError(f"{path}{where} is a file train.py wrote in "
+                                         f"{real.parent}; writing there would replace it")
     if not os.access(path.parent, os.W_OK):
         raise argparse.ArgumentTypeError(f"{path}: the folder {path.parent} cannot be written")
     return path

@@ -1,7 +1,8 @@
 """A word-level tokenizer: lower-cased words and punctuation marks, one id each.
 
 Covers: splitting text, building a vocabulary from a corpus, encoding and decoding, the special
-tokens every objective uses, and [UNK] for words a vocabulary has never seen. Leaves out: subwords
+tokens every objective uses (never read from text: `check_plain`), and [UNK] for words a
+vocabulary has never seen. Leaves out: subwords
 (BPE). A model trained from scratch on a few thousand sentences has no use for them, and whole
 words keep every printed example readable.
 """
@@ -20,6 +21,17 @@ _WORD = re.compile(r"\[[A-Z]+\]|\w+(?:'\w+)*|[^\w\s]")
 def split_words(text: str) -> list[str]:
     """'Daphne, the Author.' -> ['daphne', ',', 'the', 'author', '.']"""
     return [w if w in SPECIALS or w == UNK else w.lower() for w in _WORD.findall(text)]
+
+
+def check_plain(text: str, allow=()):
+    """Refuse control tokens typed as text: [BOS], [MASK], [UNK]... are placed by the code (the
+    objectives, the tokenizer), never read from a prompt or a facts file, unless `allow` names
+    one (an infilling prompt holds the [MASK] it asks about)."""
+    for w in split_words(text):
+        if (w in SPECIALS or w == UNK) and w not in allow:
+            allowed = f"; here only {', '.join(allow)} may be written" if allow else ""
+            raise ValueError(f"{text!r} holds {w}, a control token ({', '.join(SPECIALS)}, "
+                             f"{UNK}): the code places those, text may not{allowed}")
 
 
 def is_punctuation(word: str) -> bool:
@@ -47,9 +59,11 @@ class WordTokenizer:
     def __len__(self):
         return len(self.itos)
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, allow=()) -> list[int]:
         """Ids of the words of `text`. A word outside the vocabulary becomes [UNK] where the
-        vocabulary has it, and is an error where it does not."""
+        vocabulary has it, and is an error where it does not; a control token is an error
+        unless `allow` names it (`check_plain`)."""
+        check_plain(text, allow)
         unk = self.stoi.get(UNK)
         ids = []
         for w in split_words(text):

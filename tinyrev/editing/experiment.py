@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..model import generate
-from ..tokenizer import split_words
+from ..tokenizer import is_punctuation, split_words
 from . import rome, trace
 
 EDITS = 20  # facts edited by default, one at a time
@@ -190,9 +190,14 @@ def run(model, data, objective, *, n_edits: int | None = None, layer: int | None
                 raise ValueError(f"--new {new!r}: {unknown or 'no word'} is not in the run's "
                                  f"vocabulary; write it in words it was trained on, as in "
                                  f"{data.tokenizer.decode(facts[fact].old)!r}")
-            facts[fact].new = data.tokenizer.encode(new)
-            if facts[fact].new == facts[fact].old:
-                raise ValueError(f"--new {new!r} is the description the run already knows")
+            if all(is_punctuation(w) for w in split_words(new)):
+                raise ValueError(f"--new {new!r} holds no word; a description is words, as in "
+                                 f"{data.tokenizer.decode(facts[fact].old)!r}")
+            old_ids, facts[fact].new = facts[fact].old, data.tokenizer.encode(new)
+            if facts[fact].new == old_ids[:len(facts[fact].new)]:
+                raise ValueError(f"--new {new!r} is the description the run already knows, or "
+                                 f"its start ({data.tokenizer.decode(old_ids)!r}); an edit "
+                                 "changes at least one of its words")
         facts.insert(0, facts.pop(fact))  # edits take the first facts
         n_edits = 1
     elif new is not None:

@@ -72,10 +72,11 @@ def train_length(out_dir, *, train_len: int = TRAIN_LEN, train_cfg: TrainConfig 
 
 
 def load_length_run(run_dir, device=None):
-    """(model, train_len, text config) of a run trained by `train_length`."""
+    """(model, train_len, text config, training seed) of a run trained by `train_length`."""
     model, ckpt = load_model(run_dir, "length", device)
     meta = ckpt["meta"]
-    return model, meta["train_len"], longtext.LongTextConfig(**meta["text"])
+    return (model, meta["train_len"], longtext.LongTextConfig(**meta["text"]),
+            ckpt["train_config"]["seed"])
 
 
 @torch.no_grad()

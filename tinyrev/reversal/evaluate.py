@@ -106,7 +106,8 @@ def complete(model, tokenizer, objective: Objective, text: str, max_new_tokens: 
     appended when it has none), and the answer is the span decoded after [START], up to [END].
     """
     model.eval()
-    ids = objective.question_of(tokenizer.encode(text))
+    blank = ("[MASK]",) if objective.form == "infill" else ()  # Part A holds the blank it asks
+    ids = objective.question_of(tokenizer.encode(text, allow=blank))
     q = objective.query(torch.tensor([ids], device=device))
     out = generate(model, q.idx, max_new_tokens, pos=q.pos, span_pos=q.span_pos,
                    pattern=q.pattern, decoding=replace(decoding, stop=objective.stop))
@@ -203,12 +204,12 @@ def table(results: list, key: str = "accuracy") -> str:
     return "\n".join(lines)
 
 
-def mean_std(values: list) -> str:
+def mean_std(values: list, digits: int = 1) -> str:
     """'12.3 ± 4.5' over seeds, '12.3' for one, '—' for none: one cell of a results table."""
     if not values:
         return "—"
-    cell = f"{statistics.fmean(values):.1f}"
-    return cell + f" ± {statistics.stdev(values):.1f}" if len(values) > 1 else cell
+    cell = f"{statistics.fmean(values):.{digits}f}"
+    return cell + f" ± {statistics.stdev(values):.{digits}f}" if len(values) > 1 else cell
 
 
 def plot_reverse(results: list, path):

@@ -227,4 +227,7 @@ def describe(data: ReversalData) -> str:
 
 
 if __name__ == "__main__":  # python -m tinyrev.reversal.facts: what the model sees
+    from .. import cli
+    cli.Parser(prog="python -m tinyrev.reversal.facts", description="The generated facts and "
+               "how they are split: what the model sees.").parse_args()  # refuses any flag
     print(describe(generate()))

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .facts import TEST_FILES, TRAIN_FILES, TWIN, build, describe
+from ..tokenizer import check_plain
 
 REQUIRED = TRAIN_FILES + tuple(TEST_FILES.values())
 
@@ -47,6 +48,10 @@ def _read_lines(path: Path) -> list:
             if not isinstance(obj[key], str):
                 raise ValueError(f'{path} line {n}: "{key}" must be a string, got '
                                  f"{type(obj[key]).__name__}")
+            try:
+                check_plain(obj[key])
+            except ValueError as e:
+                raise ValueError(f'{path} line {n}, "{key}": {e}') from None
         lines.append((n, obj["prompt"], obj["completion"]))
     return lines
 

@@ -136,4 +136,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from ..cli import run
+    run(main, "python -m tinyrev.tools.assignment")  # anything unforeseen: one line too

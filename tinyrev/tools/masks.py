@@ -35,6 +35,9 @@ def bico_row(T: int = 8, query: int = 4, placeholder: int = 2) -> str:
 
 
 if __name__ == "__main__":
+    from .. import cli
+    cli.Parser(prog="python -m tinyrev.tools.masks", description=__doc__.splitlines()[0]) \
+        .parse_args()  # no flags: a mistyped one is refused, not ignored
     print("rows: queries 0..7, columns: keys 0..7; ■ = the query may attend the key\n")
     for pattern, opts in EXAMPLES:
         print(f"{pattern} {opts}\n{show_mask(build_mask(pattern, 8, **opts))}\n")
