@@ -18,7 +18,7 @@ import importlib.util
 from pathlib import Path
 
 from tinyrev import cli, objectives
-from tinyrev.checkpoint import write_json
+from tinyrev.checkpoint import config_of, write_json
 from tinyrev.decoding import Decoding
 from tinyrev.dynamics import experiment as dynamics
 from tinyrev.dynamics.symbolic import SymbolicConfig
@@ -193,7 +193,8 @@ def evaluate_reversal(args, device):
             print(f"right answer: {known[1]} (a {known[0]} test question, {DIRECTIONS[known[0]]})")
         return
     results = [{**score(model, data, asked(ckpt, args.form),
-                        TrainConfig(**ckpt["train_config"]), device, args.decoding),
+                        config_of(TrainConfig, ckpt["train_config"], run), device,
+                        args.decoding),
                 "run": str(run)}
                for run, model, data, ckpt in runs]
     print(table(results))

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tinyrev import cli
-from tinyrev.checkpoint import check_fresh, load_checkpoint, write_json
+from tinyrev.checkpoint import CHECKPOINT, check_fresh, config_of, load_checkpoint, write_json
 from tinyrev.length.experiment import LENGTH_TRAINING, TRAIN_LEN, train_length
 from tinyrev.length.longtext import LongTextConfig
 from tinyrev.objectives import OBJECTIVES, get
@@ -64,6 +64,8 @@ def parse():
     args = p.parse_args()
     if args.resume and args.out:
         p.error("--resume continues the run in its own directory; drop --out")
+    if args.resume and Path(args.resume).name == CHECKPOINT and Path(args.resume).is_file():
+        args.resume = str(Path(args.resume).parent)  # the run, named by its checkpoint file
     run = {"device", "threads", "quiet", "steps", "batch_size", "lr", "seed"}
     if args.write_facts:
         p.refuse_unused(args, {"write_facts"}, "with --write-facts (it writes the facts and stops)")
@@ -80,7 +82,7 @@ def parse():
 
 def resume(args):
     ckpt = load_checkpoint(args.resume)
-    meta, saved = ckpt["meta"], TrainConfig(**ckpt["train_config"])
+    meta, saved = ckpt["meta"], config_of(TrainConfig, ckpt["train_config"], args.resume)
     given = {"task": args.task, "objective": args.objective and args.objective[0],
              "seed": args.seed and args.seed[0], "steps": args.steps,
              "batch_size": args.batch_size, "lr": args.lr, "length": args.length}
@@ -97,10 +99,12 @@ def resume(args):
                          "train a longer run into another --out")
     print(f"resuming {args.resume} at step {ckpt['step']} of {saved.steps}")
     if meta.get("task") == "length":
-        return length(args.resume, meta["train_len"], saved, LongTextConfig(**meta["text"]),
+        return length(args.resume, meta["train_len"], saved,
+                      config_of(LongTextConfig, meta["text"], args.resume),
                       args, ckpt)
-    return [train_reversal(get(meta["objective"]), args.resume, train_cfg=saved,
-                           facts_cfg=FactsConfig(**meta.get("facts", {})),
+    return [train_reversal(get(meta.get("objective")), args.resume, train_cfg=saved,
+                           facts_cfg=config_of(FactsConfig, meta.get("facts", {}),
+                                               args.resume),
                            facts_files=meta.get("facts_files"), device=args.device,
                            resume=ckpt, progress=not args.quiet)]
 

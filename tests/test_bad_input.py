@@ -280,6 +280,35 @@ def test_a_stored_step_outside_the_run_is_refused(run_dir, step):
         assert_one_line_error(*run(*command)[::2], f"stored step {step} is not in 1..1")
 
 
+@pytest.mark.parametrize("change, command, words", [
+    (lambda c: c["train_config"].update(bogus=1), "resume", ["its TrainConfig has ['bogus']"]),
+    (lambda c: c["train_config"].update(lr=float("nan")), "resume",
+     ["stored TrainConfig is not valid", "lr must be a finite number", "nan"]),
+    (lambda c: c["meta"]["text"].update(bogus=1), "eval", ["its LongTextConfig has ['bogus']"]),
+    (lambda c: c["meta"].pop("task"), "eval", ["names no task", "task None"]),
+])
+def test_a_checkpoint_from_another_version_is_named(run_dir, change, command, words):
+    ckpt = torch.load(run_dir / CHECKPOINT, weights_only=True)
+    ckpt["train_config"]["steps"] = 2  # unfinished, so that --resume reads on
+    change(ckpt)
+    save_checkpoint(run_dir / CHECKPOINT, ckpt)
+    args = ("train.py", "--resume", str(run_dir)) if command == "resume" else \
+        ("eval.py", "--task", "length", str(run_dir))
+    assert_one_line_error(*run(*args)[::2], *words)
+
+
+def test_paths_that_are_no_folder_are_refused_before_any_work(run_dir, tmp_path):
+    file, loop = tmp_path / "a-file", tmp_path / "loop"
+    file.write_text("x")
+    loop.symlink_to(loop)
+    for flag in ("--out", "--write-facts"):
+        assert_one_line_error(*run("train.py", flag, str(file))[::2], "is a file, not a folder")
+    assert_one_line_error(*run("train.py", "--out", str(loop))[::2], "leads nowhere")
+    # a run named by its checkpoint file is the run: here a finished one
+    assert_one_line_error(*run("train.py", "--resume", str(run_dir / CHECKPOINT))[::2],
+                          "has finished")
+
+
 @pytest.fixture
 def reversal_run(tmp_path):
     """An untrained reversal run on small generated facts: enough to be refused before editing."""

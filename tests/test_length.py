@@ -291,6 +291,7 @@ def length_run(tmp_path_factory):
     (["--n-global", "-1"], ["n_global", ">= 0", "got -1"]),
     (["--depths", "1.5"], ["depth", "[0, 1]", "1.5"]),
     (["--passkey-lengths", "0"], ["length", "got 0"]),
+    (["--passkey-lengths", "100000000"], ["32 passkey prompts of 100000000 tokens", "--keys"]),
 ])
 @pytest.mark.tools
 def test_eval_length_bad_input(length_run, flags, words):

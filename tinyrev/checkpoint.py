@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from .checks import check_folder
 from .model import ModelConfig, Transformer
 
 CHECKPOINT = "ckpt.pt"
@@ -114,11 +115,17 @@ def config_of(cls, stored: dict, where):
     if unknown:
         raise ValueError(f"{where}: its {cls.__name__} has {unknown}, unknown to this version of "
                          "tinyrev; it comes from another version")
-    return cls(**stored)
+    try:
+        return cls(**stored)
+    except (TypeError, ValueError) as e:  # a setting missing, or one its config refuses
+        raise ValueError(f"{where}: its stored {cls.__name__} is not valid ({e}); it was not "
+                         "written by this version of tinyrev") from None
 
 
 def check_fresh(out_dir, resume):
-    """Refuse to train over a saved run unless asked to resume it."""
+    """Refuse to train over a saved run unless asked to resume it, or into a path that is no
+    folder."""
+    check_folder(out_dir, "the run directory")
     if resume is None and (Path(out_dir) / CHECKPOINT).exists():
         raise ValueError(f"{out_dir} already holds a trained run; continue it with --resume "
                          f"{out_dir}, or give another --out (nothing was overwritten)")
@@ -180,6 +187,9 @@ def load_model(run_dir, task: str, device=None):
     """(model, checkpoint) of a run directory trained on `task` ("reversal" or "length")."""
     ckpt = load_checkpoint(run_dir)
     found = ckpt["meta"].get("task")
+    if found not in ("reversal", "length"):
+        raise ValueError(f"{run_dir}: its checkpoint names no task this version of tinyrev knows "
+                         f"(task {found!r}); it comes from another version")
     if found != task:
         raise ValueError(f"{run_dir} holds a {found!r} run, not a {task!r} run (train one with "
                          f"train.py --task {task}, or evaluate this one with eval.py --task "

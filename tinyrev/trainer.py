@@ -106,8 +106,8 @@ def restore(ckpt: dict, model, opt, gen) -> int:
     """Put a checkpoint's weights, optimizer state and batch generator back; return its step."""
     differ = {k: v for k, v in ckpt["model_config"].items() if asdict(model.cfg).get(k) != v}
     if differ:
-        raise ValueError(f"the checkpoint is from another model configuration ({differ}); "
-                         "resume it with the settings it was trained with")
+        raise ValueError(f"the checkpoint is from another model configuration ({differ}) than "
+                         "the model it is resumed into")
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
     gen.set_state(ckpt["rng"])

@@ -17,10 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from ..attention import Pattern, attention
-from ..checks import check_batch, check_int
+from ..checks import MAX_BATCH_TOKENS, check_batch, check_int
 from ..model import ModelConfig, Transformer, generate
 from ..objectives import Batch
-from ..checkpoint import check_fresh, claim, load_model
+from ..checkpoint import check_fresh, claim, config_of, load_model
 from ..trainer import TrainConfig, fit, pick_device
 from . import longtext
 
@@ -75,7 +75,7 @@ def load_length_run(run_dir, device=None):
     """(model, train_len, text config, training seed) of a run trained by `train_length`."""
     model, ckpt = load_model(run_dir, "length", device)
     meta = ckpt["meta"]
-    return (model, meta["train_len"], longtext.LongTextConfig(**meta["text"]),
+    return (model, meta["train_len"], config_of(longtext.LongTextConfig, meta["text"], run_dir),
             ckpt["train_config"]["seed"])
 
 
@@ -149,6 +149,10 @@ def evaluate_length(model, train_len: int, text_cfg, *, n_global: int = N_GLOBAL
     for n in lengths:  # before the minutes of NLL evaluation, not after
         for d in depths:
             longtext.check_passkey(text_cfg, n, d)
+        if n * n_keys > MAX_BATCH_TOKENS:  # the prompts of one cell are decoded as one batch
+            raise ValueError(f"{n_keys} passkey prompts of {n} tokens are {n * n_keys} tokens at "
+                             f"once, over the {MAX_BATCH_TOKENS} a batch may hold; give shorter "
+                             "--passkey-lengths or fewer --keys")
     edges = buckets(train_len)
     texts = longtext.sample_texts(text_cfg, n_texts, edges[-1][1] + 1,
                                   torch.Generator().manual_seed(seed))

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import check_fresh, claim, load_checkpoint, load_model, write_json
+from ..checkpoint import check_fresh, claim, config_of, load_checkpoint, load_model, write_json
 from ..checks import MAX_SENTENCE, check_batch
 from ..decoding import GREEDY
 from ..model import ModelConfig, Transformer
-from ..objectives import Objective, get
+from ..objectives import OBJECTIVES, Objective, get
 from ..trainer import TrainConfig, fit, pick_device
 from . import facts
 from .evaluate import reversal_scores
@@ -26,7 +26,7 @@ def data_of(meta: dict) -> facts.ReversalData:
     """A run's data: built from the facts files stored with it, or generated from its settings."""
     if "facts_files" in meta:
         return facts.build(meta["facts_files"])
-    return facts.generate(facts.FactsConfig(**meta["facts"]))
+    return facts.generate(config_of(facts.FactsConfig, meta.get("facts", {}), "the checkpoint"))
 
 
 def train_reversal(objective: Objective, out_dir, *, train_cfg: TrainConfig = TrainConfig(),
@@ -108,6 +108,9 @@ def score(model, data, objective: Objective, train_cfg, device, decoding=GREEDY)
 def load_run(run_dir, device=None):
     """(model, data, checkpoint) of a trained reversal run directory."""
     model, ckpt = load_model(run_dir, "reversal", device)
+    if ckpt["meta"].get("objective") not in OBJECTIVES:
+        raise ValueError(f"{run_dir}: its objective {ckpt['meta'].get('objective')!r} is none of "
+                         f"{', '.join(OBJECTIVES)}; it comes from another version of tinyrev")
     data = data_of(ckpt["meta"])
     if data.tokenizer.words != ckpt["meta"]["vocab"]:
         raise ValueError(f"{run_dir}: its vocabulary differs from the one its data gives")

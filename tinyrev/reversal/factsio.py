@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .facts import TEST_FILES, TRAIN_FILES, TWIN, build, describe
+from ..checks import check_folder
 from ..tokenizer import check_plain
 
 REQUIRED = TRAIN_FILES + tuple(TEST_FILES.values())
@@ -67,6 +68,8 @@ def read(folder) -> dict:
         raise ValueError(f"no facts folder at {folder}" if not folder.exists() else
                          f"{folder} is a file; --facts wants a folder of .jsonl files")
     for name in REQUIRED:
+        if (folder / f"{name}.jsonl").is_dir():
+            raise ValueError(f"{folder / name}.jsonl is a folder; it should be a file of lines")
         if not (folder / f"{name}.jsonl").is_file():
             raise ValueError(f"{folder} has no {name}.jsonl; a facts folder needs "
                              f"{', '.join(REQUIRED)} (each .jsonl)")
@@ -105,6 +108,7 @@ def read(folder) -> dict:
 def write(records: dict, folder):
     """Write records as a facts folder (UTF-8 JSONL), refusing to overwrite any file."""
     folder = Path(folder)
+    check_folder(folder, "the facts folder")
     taken = [name for name in records if (folder / f"{name}.jsonl").exists()]
     if taken:
         raise ValueError(f"{folder} already holds {taken[0]}.jsonl; write the facts to another "
@@ -120,7 +124,7 @@ if __name__ == "__main__":  # python -m tinyrev.reversal.factsio DIR
     from ..cli import run
 
     def main():
-        if len(sys.argv) != 2:
+        if len(sys.argv) != 2 or not sys.argv[1].strip():
             raise ValueError("usage: python -m tinyrev.reversal.factsio FACTS_DIR")
         print(describe(build(read(sys.argv[1]))))
 
