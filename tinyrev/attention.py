@@ -177,10 +177,10 @@ def attention(q, k, v, pos, pattern="causal", *, key_mask=None, base: float = 10
             raise ValueError(f"Λ attention takes one position vector (T,) for the whole batch; "
                              f"got positions of shape {tuple(pos.shape)}")
         mask = lambda_mask(pos[T_k - T_q:], pos, p.n_global, p.n_local)
-    elif T_q == 1 and key_mask is None:
+    elif key_mask is None and (T_q == 1 or (p.name == "causal" and T_q == T_k)):
         # a decoding step: causal, prefix, ABI and BICO all let the last position see every key,
         # each behind it (so BICO's scores are all forward ones), and a mask over 16k keys costs
-        # a tenth of the step
+        # a tenth of the step. A whole causal pass: the fused kernel makes its own mask.
         mask = None
     else:
         mask = build_mask(p, T_k, n_queries=T_q, device=q.device)
@@ -206,7 +206,7 @@ def attention(q, k, v, pos, pattern="causal", *, key_mask=None, base: float = 10
         kr = k if k_rotated else apply_rope(k, pos, base=base)
         if p.name == "bico" and mask is not None:
             out = _bico(q, k, v, qr, kr, q_pos, pos, mask, base)
-        elif p.name == "causal" and empty is None and T_q == T_k:
+        elif p.name == "causal" and mask is None and T_q == T_k:
             out = F.scaled_dot_product_attention(qr, kr, v, is_causal=True)
         else:
             out = F.scaled_dot_product_attention(qr, kr, v, attn_mask=mask)
