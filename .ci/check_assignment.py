@@ -7,7 +7,9 @@ every lesson fails with a solution region's NotImplementedError, never passing a
 otherwise; a test stopped by another lesson's region must say it `needs` that lesson, and may need
 only earlier ones. `--independence` strips all lessons but one, lesson by lesson: that lesson's
 tests must then pass, except those that `need` another, which must fail by that lesson's regions
-alone. Both take about half a minute on 2 cores: a test stopped by a region fails at once.
+alone; and each test that needs others must pass with exactly its lesson and those written, so a
+student who did them is never told a lesson is wrong. The first two take about half a minute on 2
+cores (a test stopped by a region fails at once); the needs run their tests in full.
 Leaves out: the slow reproductions, which CI runs on the solution only.
 """
 
@@ -17,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,10 +41,10 @@ def student(tmp: Path, only=()) -> Path:
     return out
 
 
-def grade(copy: Path, expression: str) -> dict:
+def grade(copy: Path, expression: str, tests=()) -> dict:
     report = copy.parent / f"{copy.name}.json"
     p = run("-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", expression, f"--grade-json={report}",
-            cwd=copy, check=False)
+            *tests, cwd=copy, check=False)
     if not report.exists():
         sys.exit(f"check_assignment: pytest graded nothing in {copy}:\n{p.stdout}{p.stderr}")
     result = json.loads(report.read_text())
@@ -82,9 +85,10 @@ def check_student(tmp: Path, known: dict):
     print(f"student version: {len(modules)} modules import; {len(known)} lessons, "
           + ", ".join(f"{n}: {c}" for n, c in counts.items())
           + " tests, each failing with NotImplementedError")
+    return result["tests"]
 
 
-def check_independence(tmp: Path, known: dict):
+def check_independence(tmp: Path, known: dict, tests: dict):
     bad = []
     for number in known:
         copy = student(tmp, [n for n in known if n != number])
@@ -95,6 +99,19 @@ def check_independence(tmp: Path, known: dict):
                 bad.append(f"{nodeid}: {t['outcome']} ({t['error']}, stopped by {t['stopped_by']}) "
                            f"with only lesson {number} done; needs {t['needs']}")
         print(f"lesson {number} alone: checked")
+    groups = defaultdict(list)  # (lesson, the lessons it needs) -> its tests
+    for nodeid, t in tests.items():
+        if t["needs"]:
+            groups[t["lesson"], tuple(t["needs"])].append(nodeid)
+    for (number, needs), nodeids in sorted(groups.items()):
+        stripped = [n for n in known if n not in (number, *needs)]
+        if not stripped:  # every lesson written: the solution, already graded
+            continue
+        for nodeid, t in grade(student(tmp, stripped), f"lesson{number}", nodeids)["tests"].items():
+            if t["outcome"] != "passed":
+                bad.append(f"{nodeid}: {t['outcome']} ({t['error']}, stopped by {t['stopped_by']}) "
+                           f"with exactly lessons {number} and {', '.join(needs)} done")
+        print(f"lesson {number} with {', '.join(needs)}: {len(nodeids)} tests checked")
     if bad:
         sys.exit("check_assignment: a test's `needs` is wrong:\n" + "\n".join(bad))
 
@@ -108,9 +125,9 @@ def main():
         check_solution(args.solution)
     known = lessons(ROOT)
     with tempfile.TemporaryDirectory() as tmp:
-        check_student(Path(tmp), known)
+        tests = check_student(Path(tmp), known)
         if args.independence:
-            check_independence(Path(tmp), known)
+            check_independence(Path(tmp), known, tests)
 
 
 if __name__ == "__main__":
