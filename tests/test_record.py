@@ -19,7 +19,7 @@ def test_every_record_table_is_shown_somewhere_and_every_file_is_used():
     shown = {name for d in record.DOCUMENTS for name in re.findall(r"<!-- record: ([\w-]+) -->",
                                                                     d.read_text())}
     assert shown == set(record.TABLES)
-    used = {file for file, _ in record.TABLES.values()}
+    used = {file for files, _ in record.TABLES.values() for file in files}
     assert used == {p.name for p in record.RECORD.glob("*.json")}
 
 
@@ -49,3 +49,21 @@ def test_every_seed_puts_each_run_in_its_own_row():
     lines = record.every_seed(runs).splitlines()[2:]
     assert lines == ["| bico | 50 / 25 |", "| bico, causal | 10 / 5 |",
                      "| bico, beam 4 | 60 / 30 |", "| bico, causal, beam 4 | 20 / 10 |"]
+
+
+def test_the_bench_table_names_the_tokens_each_row_timed():
+    """The first stretch starts at token 1, not at n/2: the prompt is one token."""
+    run = lambda speed: {"length": [1024, 2048], "tokens_per_s": [speed, speed],
+                         "cache_bytes": [2 ** 20, 2 ** 21]}
+    lines = record.bench({"decode": {"full": run(100.0), "lambda": run(150.0)}}).splitlines()
+    assert lines[2].startswith("| [1, 1024) | 100 | 150 | 1.50x | 1.00 |")
+    assert lines[3].startswith("| [1024, 2048) |")
+
+
+def test_length_seeds_reports_each_modes_worst_bucket_past_the_training_length():
+    nll = {"vanilla": [1.0, 2.0, 2.2, 3.0], "window": [1.0, 2.0, 2.4, 2.2]}
+    r = {"seed": 1, "train_len": 4, "nll": nll, "first_token_attention": {m: [0.5] for m in nll},
+         "passkey": {"lengths": [16, 64], "vanilla": [1.0, 0.25]}}
+    lines = record.length_seeds(r).splitlines()[2:]
+    assert lines == ["| vanilla, seed 1 | 1.500 | 0.500 | 100 | 25 |",
+                     "| window, seed 1 | 1.200 | 0.500 | — | — |"]

@@ -9,7 +9,7 @@ so the three are measured in alternating rounds and the medians reported.
 Then the arithmetic that bounds the reversal experiment: the model FLOPs of one default run of
 each objective and of the five-seed table, and the least time they take at that peak.
 Then decoding up to 16 384 tokens with the full KV cache against Λ's bounded cache, side by side
-in the same run: tokens/s in each doubling of the length, and the cache's memory.
+in the same run: tokens/s over [1, 1024) and each doubling after it, and the cache's memory.
 Leaves out: evaluation speed, and decoding with trained weights (speed does not depend on them).
 
 FLOPs per token follow the usual estimate (Kaplan et al., as in nanoGPT and PaLM): 6 per
@@ -165,7 +165,7 @@ def decode(device, n_tokens: int = 16384, n_global: int = 4, n_local: int = 64,
            chunk: int = 128) -> dict:
     """Greedy decoding from a one-token prompt to `n_tokens`, full cache versus Λ cache.
 
-    Returns, per cache, tokens/s over each doubling [n/2, n) of the length and the cache's bytes
+    Returns, per cache, tokens/s over [1, 1024), then each doubling [n/2, n), and the cache's bytes
     at its end. The two caches take turns every `chunk` tokens, so that a shared CPU's drift, or
     another job, slows both alike and the ratio holds.
     """
@@ -237,11 +237,12 @@ def main():
           "whole peak")
     d = decode(device, args.decode_to)
     print("greedy decoding, batch 1, same shape: full KV cache vs Λ cache (n_global 4, n_local 64)")
-    print("  tokens in [n/2, n)     full tok/s   Λ tok/s   speed-up   full cache MB   Λ cache MB")
-    for k, n in enumerate(d["full"]["length"]):
+    print("  tokens            full tok/s   Λ tok/s   speed-up   full cache MB   Λ cache MB")
+    ends = d["full"]["length"]
+    for k, (start, n) in enumerate(zip([1] + ends[:-1], ends)):  # the first stretch starts at 1
         f, lam = (d[name]["tokens_per_s"][k] for name in ("full", "lambda"))
         fb, lb = (d[name]["cache_bytes"][k] / 2 ** 20 for name in ("full", "lambda"))
-        print(f"  n = {n:6d}        {f:12.0f}{lam:10.0f}{lam / f:10.2f}x{fb:16.2f}{lb:13.2f}")
+        print(f"  {f'[{start}, {n})':16}{f:12.0f}{lam:10.0f}{lam / f:10.2f}x{fb:16.2f}{lb:13.2f}")
     if args.json:
         write_json(args.json, {"device": str(device), "threads": torch.get_num_threads(), **r,
                                "decode": d})

@@ -1,7 +1,7 @@
 """The measurement record: `python -m tinyrev.tools.record` renders every results table of the
-README and lesson 03 from the result files committed in lessons/record/.
+README and the lessons from the result files committed in lessons/record/.
 
-Covers: the record's tables, each a function of its file (`TABLES`); the markers that hold
+Covers: the record's tables, each a function of its files (`TABLES`); the markers that hold
 them in a document, a line `<!-- record: NAME -->` and a line `<!-- end record -->` with the
 rendered table between; rewriting them (the default), listing the tables that differ
 (`--check`, which the fast suite runs, so a hand-edited number fails a test) and drawing the
@@ -17,6 +17,8 @@ from collections import defaultdict
 from pathlib import Path
 
 from .. import cli
+from ..editing.experiment import plot_trace
+from ..length.experiment import plot_curve as plot_length
 from ..reversal.evaluate import labelled, mean_std, plot_curve, plot_reverse, rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,12 +86,140 @@ def curve(results: list) -> str:
     return markdown(["run", *(f"step {s}" for s in steps)], body)
 
 
-TABLES = {  # NAME: (record file, how its table is drawn)
-    "reversal-accuracy": ("reversal.json", lambda r: results_table(r, "accuracy", 100)),
-    "reversal-margin": ("reversal.json", lambda r: results_table(r, "logprob_margin", 1)),
-    "reversal-seeds": ("reversal.json", every_seed),
-    "berglund": ("berglund.json", berglund),
-    "curve": ("curve.json", curve),
+def length_nll(r: dict) -> str:
+    """NLL per position bucket under every mode, then each bucket's ratio to [L/2, L), the last
+    bucket inside the training length."""
+    body = [[m, *(f"{x:.3f}" for x in row)] for m, row in r["nll"].items()]
+    body += [[f"{m}, ratio", *(f"{x / row[1]:.3f}" for x in row)] for m, row in r["nll"].items()]
+    return markdown(["mode", *r["buckets"]], body)
+
+
+def length_seeds(*runs: dict) -> str:
+    """Per seed: each mode's worst ratio past L, its first-token attention per layer, and the
+    passkey (mean over depths) at 4 L and 16 L, the numbers the lesson's claims rest on."""
+    body = []
+    for r in runs:
+        lengths, L = r["passkey"]["lengths"], r["train_len"]
+        for m, row in r["nll"].items():
+            keys = [f"{100 * r['passkey'][m][lengths.index(n)]:.0f}" if m in r["passkey"] else "—"
+                    for n in (4 * L, 16 * L)]
+            body.append([f"{m}, seed {r['seed']}", f"{max(row[2:]) / row[1]:.3f}",
+                         " ".join(f"{a:.3f}" for a in r["first_token_attention"][m]), *keys])
+    return markdown(["mode, seed", "worst ratio past L", "attention on the first tokens, "
+                     "layers 0-3", "passkey at 4 L (%)", "passkey at 16 L (%)"], body)
+
+
+def n_global(*runs: dict) -> str:
+    """Λ's ratio to [L/2, L) in the buckets past L, one row per number of global tokens kept,
+    and the window (none kept) for comparison."""
+    def ratios(row):
+        return [f"{x / row[1]:.3f}" for x in row[2:]]
+    body = [[f"Λ, n_global {r['n_global']}", *ratios(r["nll"]["lambda"])]
+            for r in sorted(runs, key=lambda r: r["n_global"])]
+    body.append(["window (n_global 0)", *ratios(runs[0]["nll"]["window"])])
+    return markdown(["mode", *runs[0]["buckets"][2:]], body)
+
+
+def passkey(r: dict) -> str:
+    """Passkey exact match (%) by depth (rows) and prompt length (columns)."""
+    depths = r["passkey"]["depths"]
+    body = [[f"{m}, depth {d:g}", *(f"{100 * row[i]:.0f}" for row in grid)]
+            for m, grid in r["passkey_by_depth"].items() for i, d in enumerate(depths)]
+    return markdown(["mode, depth", *map(str, r["passkey"]["lengths"])], body)
+
+
+def bench(r: dict) -> str:
+    """Decoding tokens/s in each stretch of the length, full cache against Λ's, and memory."""
+    full, lam = r["decode"]["full"], r["decode"]["lambda"]
+    starts = [1] + full["length"][:-1]
+    body = [[f"[{a}, {n})", f"{f:.0f}", f"{g:.0f}", f"{g / f:.2f}x", f"{fb / 2 ** 20:.2f}",
+             f"{gb / 2 ** 20:.2f}"]
+            for a, n, f, g, fb, gb in zip(starts, full["length"], full["tokens_per_s"],
+                                          lam["tokens_per_s"], full["cache_bytes"],
+                                          lam["cache_bytes"])]
+    return markdown(["tokens", "full tok/s", "Λ tok/s", "speed-up", "full cache MB",
+                     "Λ cache MB"], body)
+
+
+def dynamics_history(r: dict) -> str:
+    """The bilinear model's mean training loss and reverse loss over the steps."""
+    steps, train, reverse = zip(*r["history"])
+    return markdown(["step", *map(str, steps)],
+                    [["train loss", *(f"{x:.3f}" for x in train)],
+                     ["reverse loss", *(f"{x:.3f}" for x in reverse)]])
+
+
+def dynamics_models(r: dict) -> str:
+    """The three models on the test pairs: losses, reverse accuracy and the weight asymmetry."""
+    names = {"bilinear": f"bilinear, d = {r['config']['dim']}", "one_layer": "tinyrev, 1 layer",
+             "decoder": "tinyrev, 4 layers"}
+    body = [[name, f"{m['train_loss']:.3f}", f"{m['reverse_loss']:.2f}",
+             f"{100 * m['reverse_acc']:.1f}", f"{m['w_forward']:.2f}", f"{m['w_reverse']:.2f}",
+             f"{m['w_reverse'] / m['w_forward']:.3f}"]
+            for key, name in names.items() for m in [r[key]]]
+    return markdown(["model", "train loss", "reverse loss", "reverse acc (%)", "w_forward",
+                     "w_reverse", "reverse / forward"], body)
+
+
+def dynamics_chain(r: dict) -> str:
+    """The chain A ⇝ C, asked directly and with B generated first, against a guess."""
+    c = r["chain"]
+    return markdown(["one-layer decoder, chains tested", "A ⇝ C directly (%)",
+                     "with B generated first (%)", "chance (%)"],
+                    [[r["config"]["n_test"], f"{100 * c['direct_acc']:.1f}",
+                      f"{100 * c['with_step_acc']:.1f}", f"{100 * c['chance']:.1f}"]])
+
+
+def dynamics_runs(r: dict) -> str:
+    """Lesson 03's runs read left to right: effective log-prob, mean ± std over seeds."""
+    by = defaultdict(list)
+    for run in r["runs"]:
+        by[run["objective"]].append(run)
+    body = [[o, mean_std([x["w_forward"] for x in runs]), mean_std([x["w_reverse"] for x in runs]),
+             mean_std([x["w_reverse"] / x["w_forward"] for x in runs], digits=3), len(runs)]
+            for o, runs in by.items()]
+    return markdown(["objective", "w_forward", "w_reverse", "reverse / forward", "seeds"], body)
+
+
+def trace(r: dict) -> str:
+    """Causal trace: the share of p(answer) that restoring one clean state recovers."""
+    share = lambda v: f"{v:.2f}".replace("-0.00", "0.00")  # noise around zero is zero
+    body = [[f"{component}, layer {k}", *map(share, row)]
+            for component, rows in r["trace"].items() for k, row in enumerate(rows)]
+    return markdown(["restore", *r["columns"]], body)
+
+
+def edits(*runs: dict) -> str:
+    """What the rank-one edits change, per run: the new fact, the old one, and the new one asked
+    of the unedited model (%)."""
+    sides = (("new", "new"), ("old", "old"), ("new_unedited", "new, asked of the unedited model"))
+    measures = list(runs[0]["new"])
+    # nothing was edited in the control, so there is no specificity to speak of
+    shown = lambda r, side, m: m in r[side] and (side, m) != ("new_unedited", "specificity")
+    body = [[f"{r['objective']} (layer {r['layer']}, {r['n_edits']} edits)", label,
+             *(f"{100 * r[side][m]:.0f}" if shown(r, side, m) else "—" for m in measures)]
+            for r in runs for side, label in sides]
+    return markdown(["run", "fact", *measures], body)
+
+
+TABLES = {  # NAME: (the record files it is drawn from, how)
+    "reversal-accuracy": (("reversal.json",), lambda r: results_table(r, "accuracy", 100)),
+    "reversal-margin": (("reversal.json",), lambda r: results_table(r, "logprob_margin", 1)),
+    "reversal-seeds": (("reversal.json",), every_seed),
+    "berglund": (("berglund.json",), berglund),
+    "curve": (("curve.json",), curve),
+    "length-nll": (("length-s0.json",), length_nll),
+    "length-seeds": (("length-s0.json", "length-s1.json"), length_seeds),
+    "passkey": (("length-s0.json",), passkey),
+    "n-global": (("length-s0-global1.json", "length-s0-global2.json", "length-s0.json"), n_global),
+    "bench": (("bench.json",), bench),
+    "dynamics-history": (("dynamics.json",), dynamics_history),
+    "dynamics-models": (("dynamics.json",), dynamics_models),
+    "dynamics-chain": (("dynamics.json",), dynamics_chain),
+    "dynamics-runs": (("dynamics.json",), dynamics_runs),
+    "trace-ntp": (("editing-ntp.json",), trace),
+    "trace-bico-entity": (("editing-bico-entity.json",), trace),
+    "edits": (("editing-ntp.json", "editing-bico-entity.json"), edits),
 }
 
 
@@ -98,8 +228,8 @@ def render(text: str) -> str:
     def fill(m):
         if m[2] not in TABLES:
             raise ValueError(f"unknown record table {m[2]!r}; known: {', '.join(TABLES)}")
-        file, draw = TABLES[m[2]]
-        return m[1] + draw(load(file)) + m[4]
+        files, draw = TABLES[m[2]]
+        return m[1] + draw(*map(load, files)) + m[4]
     return MARKED.sub(fill, text)
 
 
@@ -109,16 +239,19 @@ def stale(documents=DOCUMENTS) -> list:
 
 
 def figures(out=ROOT / "lessons" / "figures"):
+    """The lessons' figures that are drawn from the record alone."""
     plot_reverse(load("reversal.json"), out / "03_reverse.png")
     plot_curve(load("curve.json"), out / "03_curve.png")
+    plot_length(load("length-s0.json"), out / "04_length.png")
+    plot_trace(load("editing-ntp.json"), out / "06_trace.png")
 
 
 def main():
     p = cli.Parser(prog="python -m tinyrev.tools.record", description=__doc__.splitlines()[0])
     p.add_argument("--check", action="store_true", help="only list the documents whose tables "
                    "differ from the record; exit 1 if any")
-    p.add_argument("--figures", action="store_true", help="also draw lesson 03's figures from "
-                   "the record (needs matplotlib)")
+    p.add_argument("--figures", action="store_true", help="also draw the lessons' figures that "
+                   "come from the record alone (needs matplotlib)")
     args = p.parse_args()
     if args.check:
         differ = stale()
