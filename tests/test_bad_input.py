@@ -93,12 +93,6 @@ def test_a_table_is_never_replaced(tmp_path):
     assert (tmp_path / "table.json").read_text() == "[]"
 
 
-def test_out_that_is_a_file_fails_before_training(tmp_path):
-    (tmp_path / "f").write_text("x")
-    code, _, err = run("train.py", "--steps", "1", "--out", str(tmp_path / "f"), "--quiet")
-    assert_one_line_error(code, err, "cannot train into", str(tmp_path / "f"))
-
-
 def test_a_failed_checkpoint_write_keeps_the_old_one_and_leaves_no_temporary_file(tmp_path,
                                                                                   monkeypatch):
     path = tmp_path / CHECKPOINT

@@ -164,11 +164,12 @@ def test_parallel_runs_give_the_numbers_of_sequential_ones(tmp_path):
 
 
 def test_a_failed_parallel_run_is_named_and_the_others_finish(tmp_path):
-    """A run that fails while training (here: a file stands where its run directory must go)
-    fails alone; the other run finishes, and the exit code says something failed."""
+    """A run that fails in its worker (here: another process holds its directory, this test
+    process standing in for it) fails alone; the other run finishes, and the exit code says
+    something failed."""
     out = tmp_path / "t"
-    out.mkdir()
-    (out / "bico-s0").write_text("not a directory")
+    (out / "bico-s0").mkdir(parents=True)
+    (out / "bico-s0" / CLAIM).write_text(str(os.getpid()))
     code, stdout, err = run("train.py", "--objective", "ntp", "bico", "--steps", "3",
                             "--batch-size", "8", "--out", str(out), "--quiet", "--jobs", "2",
                             "--facts", tiny_facts(tmp_path))
