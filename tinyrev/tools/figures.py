@@ -1,8 +1,9 @@
 """The lessons' pictures of the mechanisms: `python -m tinyrev.tools.figures [DIR]`.
 
 Covers: three PNG files written to DIR (default lessons/figures), each drawn from the code it
-shows: RoPE's attention score against the offset, forward and reverse (lesson 01, from
-`apply_rope`); the offset a score sees under plain bidirectional RoPE and under BICO (lesson 02);
+shows or the rule that code is tested against: RoPE's attention score against the offset, forward and reverse (lesson 01, from
+`apply_rope`); the offset a score sees under plain bidirectional RoPE and under BICO (lesson 02,
+from the rule `_bico` follows, which `test_bico_sees_mirrored_distances` checks it against);
 Λ's mask and the distance RoPE sees under it (lesson 04, from `lambda_mask`). The figures are
 seeded, so the command redraws the committed files.
 Leaves out: figures of trained runs (`eval.py --plot` draws those), the text grids that work in
@@ -39,17 +40,15 @@ def rope_scores(max_offset: int = 48, dim: int = 32, seed: int = 0):
 def draw_rope(plt, path):
     offsets, curves = rope_scores()
     fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.axvspan(0.5, offsets.max().item() + 0.5, color="0.92")
-    ax.text(offsets.max().item() / 2, 0.97, "keys after the query:\nnever seen in causal training",
-            transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=9,
-            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8})
+    ax.axvspan(0.5, offsets.max().item() + 0.5, color="0.92",
+               label="keys after the query:\nnever seen in causal training")
     for name, style in (("forward", "-o"), ("reverse", "--s")):
         ax.plot(offsets.numpy(), curves[name].numpy(), style, markersize=3,
                 label=f"{name} rotation")
     ax.set(xlabel="offset n − m of the key (n) from the query (m)", ylabel="score q·k / √D",
            title="RoPE: one query and one key, moved apart (the reverse rotation mirrors it)")
     ax.axvline(0, color="k", linewidth=0.5)
-    ax.legend(loc="lower left")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the curves, not on them
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -89,7 +88,7 @@ def draw_lambda(plt, path, T: int = 16, n_global: int = 2, n_local: int = 4):
                    color="white" if distance[r, c] < n_local / 2 else "black")
     right.set(title=f"distance RoPE sees: i − j, at most n_local = {n_local}",
               xlabel="key j", ylabel="query i")
-    fig.colorbar(image, ax=right, shrink=0.8)
+    fig.colorbar(image, ax=right, shrink=0.8, label="distance RoPE sees (positions)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
