@@ -223,10 +223,12 @@ def plot(r: dict, path):
     matplotlib.use("Agg")  # draw to a file, with no window
     import matplotlib.pyplot as plt
     blocks = r["blocks"]
-    fig, axes = plt.subplots(len(blocks) + 1, 2, figsize=(7, 3.2 * (len(blocks) + 1)),
-                             squeeze=False, layout="constrained")
+    # the loss curve across the top, then one row of two heat maps per model: no empty panel
+    layout = [["curve", "curve"]] + [[f"{name} forward", f"{name} reverse"] for name in blocks]
+    fig, axes = plt.subplot_mosaic(layout, figsize=(7, 3.2 * (len(blocks) + 1)),
+                                   layout="constrained")
     steps, train, reverse = zip(*r["history"])
-    curve = axes[0, 0]
+    curve = axes["curve"]
     curve.plot(steps, train, "-o", label="train: A_i → B_i")
     curve.plot(steps, reverse, "-s", label="reverse: B_i ← ?")
     curve.axhline(math.log(r["config"]["M"]), color="k", linewidth=0.5, linestyle=":",
@@ -235,12 +237,14 @@ def plot(r: dict, path):
               f"{r['config']['dim']}")
     curve.title.set_fontsize(9)
     curve.legend(fontsize=7)
-    axes[0, 1].axis("off")
-    for row, (name, (forward, reverse)) in zip(axes[1:], blocks.items()):
+    for name, (forward, reverse) in blocks.items():
         top = max(forward.max().item(), reverse.max().item())
-        for ax, block, title in zip(row, (forward, reverse), ("A_i → B_j (trained)",
-                                                               "B_i ← A_j (untrained)")):
+        row = [axes[f"{name} forward"], axes[f"{name} reverse"]]
+        for ax, block, title, (query, answer) in zip(
+                row, (forward, reverse), ("A_i → B_j (trained)", "B_i ← A_j (untrained)"),
+                (("A_i", "B_j"), ("B_i", "A_j"))):
             image = ax.imshow(block.tolist(), vmin=-top, vmax=top, cmap="RdBu_r")
             ax.set_title(f"{name}: {title}", fontsize=9)
-        fig.colorbar(image, ax=row.tolist(), shrink=0.8, label="effective logit")
+            ax.set(xlabel=f"answer {answer}, test pair j", ylabel=f"query {query}, test pair i")
+        fig.colorbar(image, ax=row, shrink=0.8, label="effective logit")
     fig.savefig(path, dpi=120)
