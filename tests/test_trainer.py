@@ -8,7 +8,7 @@ from tinyrev.reversal.facts import FactsConfig, generate
 from tinyrev.model import ModelConfig, Transformer
 from tinyrev.attention import CAUSAL
 from tinyrev.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
-from tinyrev.trainer import TrainConfig, fit, lr_at, pick_device
+from tinyrev.trainer import TrainConfig, fit, lr_at, make_optimizer, pick_device, restore
 
 pytestmark = pytest.mark.lesson03
 
@@ -159,3 +159,15 @@ def test_device_choice():
 def test_bad_train_config_is_named(kw, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kw)
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("key, bad", [("rng", torch.zeros(3, dtype=torch.uint8)),
+                                      ("optimizer", {"state": {}, "param_groups": []})])
+def test_a_foreign_optimizer_or_generator_state_is_named_not_torchs_internals(tmp_path, key, bad):
+    cfg = TrainConfig(steps=2, batch_size=8, warmup=1, ckpt_every=2, seed=1)
+    fit(Bigram(), batches(), cfg, tmp_path, progress=False)
+    ckpt = {**load_checkpoint(tmp_path), key: bad}
+    model = Bigram()
+    with pytest.raises(ValueError, match="optimizer or random-generator state cannot be restored"):
+        restore(ckpt, model, make_optimizer(model, cfg), torch.Generator())

@@ -109,8 +109,13 @@ def restore(ckpt: dict, model, opt, gen) -> int:
         raise ValueError(f"the checkpoint is from another model configuration ({differ}) than "
                          "the model it is resumed into")
     model.load_state_dict(ckpt["model"])
-    opt.load_state_dict(ckpt["optimizer"])
-    gen.set_state(ckpt["rng"])
+    try:  # the digest covers the weights only: these two are checked by loading them
+        opt.load_state_dict(ckpt["optimizer"])
+        gen.set_state(ckpt["rng"])
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
+        raise ValueError(f"the checkpoint's optimizer or random-generator state cannot be "
+                         f"restored ({type(e).__name__}: {str(e).splitlines()[0][:120]}); it "
+                         "was not written by this version of tinyrev's trainer") from None
     return ckpt["step"]
 
 
