@@ -282,7 +282,7 @@ def test_a_stored_step_outside_the_run_is_refused(run_dir, step):
     (lambda c: c["meta"]["text"].update(bogus=1), "eval", ["its LongTextConfig has ['bogus']"]),
     (lambda c: c["meta"].pop("task"), "eval", ["names no task", "task None"]),
 ])
-def test_a_checkpoint_from_another_version_is_named(run_dir, change, command, words):
+def test_a_stored_config_from_another_version_is_named(run_dir, change, command, words):
     ckpt = torch.load(run_dir / CHECKPOINT, weights_only=True)
     ckpt["train_config"]["steps"] = 2  # unfinished, so that --resume reads on
     change(ckpt)

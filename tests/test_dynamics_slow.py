@@ -1,4 +1,4 @@
-"""Lesson 05's figures (slow, about a minute on 2 cores): `python -m pytest -m slow`.
+"""Lesson 05's figures (slow, about half a minute on 2 cores): `python -m pytest -m slow`.
 
 Runs everything `python eval.py --task dynamics` runs, at its default settings, and checks the
 claims the lesson makes of them: the bilinear asymmetry, the decoders' reverse accuracy at
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_lesson_figures(request):
-    """The whole of `python eval.py --task dynamics`: about a minute on a 2-core CPU."""
+    """The whole of `python eval.py --task dynamics`: about half a minute on a 2-core CPU."""
     request.config.pluginmanager.get_plugin("terminalreporter").write_line(
         "training the bilinear model and three small decoders on the symbolic tasks...")
     r = run()

@@ -34,6 +34,7 @@ def test_corrupting_nothing_changes_nothing():
     model = tiny()
     p_clean, p = probs(model, torch.zeros(len(NAME), 32), [[], [(0, "ffn", 3)]])
     torch.testing.assert_close(p, torch.full((2,), p_clean))
+    assert not any(m._forward_hooks for m in model.modules())  # every hook removed afterwards
 
 
 @pytest.mark.needs("01", "02", "03")

@@ -18,8 +18,9 @@ part of Λ gets wrong (lessons/04_length_generalization.md):
 - Attention is needed: a copy repeats a span from up to `max_copy_distance` tokens back; after its
   first token the rest is predictable only by looking back (an induction head), since each word
   has 8 equally likely successors. A passkey is the same skill over a longer distance.
-- Stationary: from position `max_copy_distance` on, every position has the same statistics, so
-  the last in-length bucket [L/2, L) is the fair reference for every bucket past L.
+- Stationary: from position `max_copy_distance + 2` on (a copy never reaches into the header),
+  every position has the same statistics, so the last in-length bucket [L/2, L) is the fair
+  reference for every bucket past L.
 """
 
 import functools
