@@ -186,6 +186,10 @@ def parallel(runs, settings, jobs):
             else:
                 print(f"   {runs[i][2]}: failed: {error}", flush=True)
                 failed.append(runs[i][2])
+        # let the workers exit on their own: the `with` would terminate them, and a worker killed
+        # that way leaves its semaphores to the resource tracker, which warns at shutdown
+        pool.close()
+        pool.join()
     if failed:
         raise ValueError(f"{len(failed)} of {len(runs)} runs failed ({', '.join(failed)}); the "
                          "others finished and are saved")
