@@ -199,7 +199,6 @@ def test_an_empty_completion_in_a_training_file_is_refused(tmp_path):
     (["train.py", "--write-facts", "d", "--steps", "5"], ["--steps does nothing with --write-facts"]),
     (["train.py", "--length", "32"], ["--length does nothing for the reversal task"]),
     (["train.py", "--resume", "x", "--jobs", "2"], ["--jobs does nothing with --resume"]),
-    (["-m", "tinyrev.tools.masks", "--bogus", "7"], ["unrecognized arguments: --bogus 7"]),
     (["-m", "tinyrev.tools.bench", "--rounds", "0"], ["--rounds", "positive integer"]),
     (["-m", "tinyrev.tools.bench", "--device", "tpu"], ["unknown device 'tpu'"]),
     (["-m", "tinyrev.tools.bench", "--threads", "0"], ["--threads", "positive integer"]),
@@ -347,10 +346,12 @@ def test_editing_refuses_a_length_run(run_dir, capsys, monkeypatch):
 
 
 def test_the_module_commands_refuse_what_they_cannot_do_in_one_line(tmp_path):
-    """In a process of their own: a module already imported (facts.py is) cannot be rerun as
-    __main__ in this one."""
+    """In a process of their own: a module already imported (facts.py, masks.py) cannot be
+    rerun as __main__ in this one without a warning."""
     loop = tmp_path / "loop"
     loop.symlink_to(loop)
     assert_one_line_error(*run("-m", "tinyrev.tools.assignment", str(loop))[::2], str(loop))
     assert_one_line_error(*run("-m", "tinyrev.reversal.facts", "--seed", "3")[::2],
                           "unrecognized arguments: --seed 3")
+    assert_one_line_error(*run("-m", "tinyrev.tools.masks", "--bogus", "7")[::2],
+                          "unrecognized arguments: --bogus 7")

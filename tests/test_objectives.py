@@ -23,7 +23,7 @@ def gen(seed=0):
 def test_ntp_targets_are_the_next_tokens(data):
     ex = data.train[:4]
     b = O.ntp(ex, gen())
-    assert b.pattern.name == "causal"
+    assert b.pattern.name == "causal" and b.pos.tolist() == list(range(b.idx.shape[1]))
     for r, e in enumerate(ex):
         n = len(e.ids) - 1
         assert torch.equal(b.idx[r, :n], e.ids[:-1]) and torch.equal(b.targets[r, :n], e.ids[1:])
@@ -45,6 +45,7 @@ def test_spans_do_not_overlap_and_cover_the_goal(n):
     g = gen(n)
     for _ in range(50):
         spans = O.sample_spans(n, g)
+        assert spans == sorted(spans) and all(length >= 1 for _, length in spans)
         covered = [i for s, length in spans for i in range(s, s + length)]
         assert len(covered) == len(set(covered)) and 0 <= min(covered) and max(covered) < n
         assert len(covered) >= max(1, round(0.15 * n))
