@@ -1,4 +1,4 @@
-"""Facts folders in Berglund et al.'s format (lesson 03, section 6): reading, writing, the round
+"""Facts folders in Berglund et al.'s format (lesson 03, "Beyond the main path"): reading, writing, the round
 trip, bad input. Tools, given whole to students: graded by no lesson.
 
 Every folder here is written by the test itself into tmp_path: a few hand-made lines with real
