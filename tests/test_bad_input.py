@@ -265,6 +265,15 @@ def test_a_checkpoint_whose_weights_changed_on_disk_is_refused(run_dir):
     assert_one_line_error(code, err, "is damaged", "digest")
 
 
+def test_a_checkpoint_with_weights_that_are_not_finite_is_refused(run_dir):
+    """Written with a valid digest: the weights are what was saved, and still not a model."""
+    ckpt = torch.load(run_dir / CHECKPOINT, weights_only=True)
+    next(iter(ckpt["model"].values())).view(-1)[0] = float("nan")
+    save_checkpoint(run_dir / CHECKPOINT, ckpt)
+    assert_one_line_error(*run("eval.py", "--task", "length", str(run_dir))[::2],
+                          "holds weights that are not finite")
+
+
 @pytest.mark.parametrize("step", [-5, 0, 2, 1000000])
 def test_a_stored_step_outside_the_run_is_refused(run_dir, step):
     ckpt = torch.load(run_dir / CHECKPOINT, weights_only=True)  # train_config: 1 step

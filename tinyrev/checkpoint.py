@@ -102,6 +102,10 @@ def load_checkpoint(path) -> dict:
         raise ValueError(f"{file} is damaged: its weights differ from the digest written with "
                          "them (the file changed on disk after training wrote it); use a copy, "
                          "or train the run again")
+    if not all(torch.isfinite(t).all() for t in ckpt["model"].values() if t.is_floating_point()):
+        raise ValueError(f"{file} holds weights that are not finite (NaN or infinity); the trainer "
+                         "stops before a NaN reaches the weights, so they were changed after "
+                         "training; use another copy, or train the run again")
     step, steps = ckpt["step"], ckpt["train_config"].get("steps")
     if not (type(step) is int and type(steps) is int and 0 < step <= steps):
         raise ValueError(f"{file}: its stored step {step!r} is not in 1..{steps!r}, the steps the "

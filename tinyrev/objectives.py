@@ -273,7 +273,7 @@ class Objective:
         return Query(idx, torch.cat((pos, blank), 1), span, Pattern("abi", part_a_len=T))
 
 
-ENTITY_PROB = 0.5  # bico-entity: chosen by measurement, lesson 03 section 3
+ENTITY_PROB = 0.5  # bico-entity: chosen by measurement (lesson 03, its record at the end)
 _ALL = (Objective("ntp", ntp), Objective("prefix", prefix, "prefix"),
         Objective("abi", abi, "infill"), Objective("bico", bico, "bidirectional"),
         Objective("bico-entity", partial(bico, entity_prob=ENTITY_PROB), "bidirectional",
