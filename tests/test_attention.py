@@ -167,6 +167,15 @@ def test_bico_sees_mirrored_distances():
         torch.testing.assert_close(weights[4, 4 + d], weights[4, 4 - d])
 
 
+@pytest.mark.tools  # the figure of lesson 02, drawn from attention itself
+def test_the_offsets_read_out_of_attention_are_plain_ropes_and_bicos():
+    from tinyrev.attention import Pattern
+    from tinyrev.tools.figures import offsets_seen
+    i, j = torch.arange(8)[:, None], torch.arange(8)[None, :]
+    assert torch.equal(offsets_seen(Pattern("prefix", prefix_len=8)), j - i)
+    assert torch.equal(offsets_seen("bico"), -(j - i).abs())
+
+
 def test_lambda_matches_reference_with_distance_limit(qkv):
     q, k, v = qkv
     n_global, n_local = 2, 3

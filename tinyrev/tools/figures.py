@@ -1,9 +1,9 @@
 """The lessons' pictures of the mechanisms: `python -m tinyrev.tools.figures [DIR]`.
 
 Covers: three PNG files written to DIR (default lessons/figures), each drawn from the code it
-shows or the rule that code is tested against: RoPE's attention score against the offset, forward and reverse (lesson 01, from
+shows: RoPE's attention score against the offset, forward and reverse (lesson 01, from
 `apply_rope`); the offset a score sees under plain bidirectional RoPE and under BICO (lesson 02,
-from the rule `_bico` follows, which `test_bico_sees_mirrored_distances` checks it against);
+read back out of `attention` itself: `offsets_seen`);
 Λ's mask and the distance RoPE sees under it (lesson 04, from `lambda_mask`). The figures are
 seeded, so the command redraws the committed files.
 Leaves out: figures of trained runs (`eval.py --plot` draws those), the text grids that work in
@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from .. import cli
-from ..attention import lambda_mask
+from ..attention import Pattern, attention, lambda_mask
 from ..rope import apply_rope
 
 FIGURES = Path(__file__).resolve().parents[2] / "lessons" / "figures"
@@ -53,10 +53,23 @@ def draw_rope(plt, path):
     fig.savefig(path, dpi=110)
 
 
+def offsets_seen(pattern, T: int = 8, D: int = 4, base: float = 1e6) -> torch.Tensor:
+    """(T, T): the offset at which `attention` scores each key, read back out of it. Only pair 1
+    is set, the query 1 and the key i as complex numbers, so a score is −sin(offset · θ) / √D
+    with θ = base^(−2/D) small enough that sin is its angle; with one-hot values the output is
+    the attention weights, and log w(i, j) − log w(i, i) is the score of (i, j) (0 at i)."""
+    q, k = torch.zeros(2, 1, 1, T, D, dtype=torch.float64)
+    q[..., 2], k[..., 3] = 1.0, 1.0
+    weights = attention(q, k, torch.eye(T, dtype=torch.float64).view(1, 1, T, T),
+                        torch.arange(T), pattern, base=base)[0, 0].log()
+    score = weights - weights.diagonal()[:, None]
+    return (-score * D ** 0.5 / base ** (-2 / D)).round().long()
+
+
 def draw_bico(plt, path, T: int = 8):
-    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
-    grids = {"plain RoPE, every key visible: offset j − i": j - i,
-             "BICO: forward up to the diagonal, reverse after it: −|j − i|": -(j - i).abs()}
+    grids = {"plain RoPE, every key visible: offset j − i": offsets_seen(Pattern("prefix",
+                                                                                 prefix_len=T)),
+             "BICO: forward up to the diagonal, reverse after it: −|j − i|": offsets_seen("bico")}
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
     for ax, (title, grid) in zip(axes, grids.items()):
         ax.imshow(grid.numpy(), cmap="coolwarm", vmin=-T, vmax=T)
