@@ -3,9 +3,9 @@
 Covers: `save_checkpoint` and `write_json` (each a temporary file of this process's own, fsync,
 rename: `write_atomically`; a checkpoint carries a `digest` of its weights),
 `load_checkpoint` (tensors and plain data only, with a clear error for anything that is not a
-tinyrev checkpoint of this version, and for weights that changed on disk after writing), `check_fresh` (a saved run is resumed, never overwritten),
-`claim` (one process at a time trains into a directory) and `load_model` (a run's model, of the
-task asked for).
+tinyrev checkpoint of this version, and for weights that changed on disk after writing),
+`check_fresh` (a saved run is resumed, never overwritten), `claim` (one process at a time
+trains into a directory) and `load_model` (a run's model, of the task asked for).
 Every experiment stores its runs this way; what each keeps in `meta` is its own business.
 Leaves out: the loop that writes checkpoints (trainer.py).
 """
