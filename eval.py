@@ -6,7 +6,7 @@ says otherwise; decoded greedily unless --beam and the penalties say otherwise) 
 table, runs of the same objective averaged over seeds (mean ± std). With --prompt TEXT it prints
 each run's completion of TEXT instead.
 Length task (lesson 04): reads long texts with one run's weights under vanilla, Λ, Λ without the
-distance limit, and a window without globals; prints NLL by position bucket, the attention on
+distance limit, a window without globals and ReRoPE; prints NLL by position bucket, the attention on
 the first tokens, and passkey accuracy.
 Dynamics task (lesson 05): trains the bilinear model and small decoders on a symbolic task and
 prints the weight asymmetry; given reversal RUN_DIRs, reads it off those runs too.

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from tinyrev.length import longtext
-from tinyrev.attention import lambda_scores
-from tinyrev.length.experiment import (buckets, evaluate_length, first_token_attention,
-                                       load_length_run, modes, nll_by_position, plot_curve,
-                                       train_length)
+from tinyrev.attention import attention, lambda_scores
+from tinyrev.length.experiment import (EVERY_KEY, buckets, evaluate_length,
+                                       first_token_attention, load_length_run, modes,
+                                       nll_by_position, plot_curve, train_length)
 from tinyrev.attention import Pattern
 from tinyrev.rope import apply_rope
 from tinyrev.model import KVCache, ModelConfig, Transformer, generate
@@ -157,10 +157,11 @@ def test_bounded_cache_gives_full_lambda_logits_step_by_step(limit):
 
 
 @pytest.mark.needs("01", "02")
-def test_generate_under_lambda_equals_recomputing_the_full_sequence():
+@pytest.mark.parametrize("opts", [{"n_global": 1, "n_local": 4},
+                                  {"n_global": EVERY_KEY, "n_local": 4}])  # Λ, then ReRoPE
+def test_generate_under_lambda_equals_recomputing_the_full_sequence(opts):
     model = tiny()
     x = texts(2, 20)
-    opts = {"n_global": 1, "n_local": 4}
     new = generate(model, x, 12, pattern="lambda", **opts)
     seq = x
     for _ in range(12):
@@ -230,11 +231,25 @@ def test_first_token_attention_sums_the_softmax_over_exactly_the_first_keys():
 
 @pytest.mark.needs("01", "02")
 def test_every_mode_equals_vanilla_inside_the_window():
-    """A text no longer than n_local is read identically by all four modes."""
+    """A text no longer than n_local is read identically by every mode."""
     model, x = tiny(), texts(3, 17)
     vanilla = nll_by_position(model, x, Pattern("causal"))
     for name, pattern in modes(2, 16).items():
         torch.testing.assert_close(nll_by_position(model, x, pattern), vanilla)
+
+
+@pytest.mark.needs("01", "02")
+def test_rerope_clips_every_distance_at_the_window_and_keeps_every_key():
+    """ReRoPE (Su 2023), written out pair by pair: key j is scored at distance i - j inside the
+    window w and at exactly w beyond it, and every key j <= i stays visible."""
+    from test_attention import reference, rotated_dot
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 2, 9, 8) for _ in range(3))
+    w = 3
+    dot = lambda i, j: rotated_dot(q[..., i:i + 1, :], k[..., j:j + 1, :], min(i - j, w), 0)
+    out = attention(q, k, v, torch.arange(9), modes(4, w)["rerope"])
+    torch.testing.assert_close(out, reference(q, k, v, dot, lambda i, j: j <= i), atol=1e-5,
+                               rtol=1e-4)
 
 
 @pytest.mark.needs("01", "02")
@@ -243,11 +258,12 @@ def test_evaluation_has_the_published_shape():
                         n_keys=2)
     assert r["buckets"] == ["[0,4)", "[4,8)", "[8,16)", "[16,32)", "[32,64)", "[64,128)"]
     assert [(a, b) for a, b in buckets(8)][-1] == (64, 128)
-    assert set(r["nll"]) == {"vanilla", "lambda", "lambda_no_limit", "window"}
+    assert set(r["nll"]) == {"vanilla", "lambda", "lambda_no_limit", "window", "rerope"}
     assert all(len(v) == 6 for v in r["nll"].values())
     assert r["passkey"]["lengths"] == [16, 20] and len(r["passkey"]["lambda"]) == 2
     assert all(0 <= a <= 1 for a in r["passkey"]["vanilla"])
-    for name in ("vanilla", "lambda"):  # one cell per (length, depth), as passkey_by_depth
+    assert set(r["passkey_by_depth"]) == {"vanilla", "lambda", "rerope"}
+    for name in r["passkey_by_depth"]:  # one cell per (length, depth), as passkey_by_depth
         assert [len(row) for row in r["passkey_digits"][name]] == [2, 2]
         assert all(d >= e for ds, es in zip(r["passkey_digits"][name],
                                             r["passkey_by_depth"][name]) for d, e in zip(ds, es))

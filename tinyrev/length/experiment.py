@@ -1,8 +1,9 @@
 """The length-generalization experiment: train causally at length L, then read past L.
 
 Covers: training on the long-text task (longtext.py), and evaluating the same weights, with no
-parameter change, under four attention modes: full causal attention (vanilla), the Λ mask with
-LM-Infinite's distance limit, the Λ mask alone, and a sliding window without global tokens. It
+parameter change, under five attention modes: full causal attention (vanilla), the Λ mask with
+LM-Infinite's distance limit, the Λ mask alone, a sliding window without global tokens, and
+ReRoPE (every key kept, each distance clipped at the window: Λ with every key global). It
 measures the NLL by position bucket (up to 16L), the attention each layer puts on the first
 tokens, and passkey accuracy (exact and per digit) by length and depth.
 Leaves out: the language itself (longtext.py beside this file) and decoding speed
@@ -32,13 +33,19 @@ N_TEXTS, N_KEYS = 64, 32  # texts of 16L tokens for the NLL; passkey prompts per
 FIRST_TOKEN_TEXTS = 16  # texts read for the first-token attention: a mean over many queries
 
 
+EVERY_KEY = 2 ** 62  # as n_global: past any position, so every key is global and none forgotten
+PASSKEY_MODES = ("vanilla", "lambda", "rerope")  # the modes that keep the key, one way or another
+
+
 def modes(n_global: int, n_local: int) -> dict:
-    """name -> Pattern of the four ways to read a long text with the same weights."""
+    """name -> Pattern of the ways to read a long text with the same weights. ReRoPE (Su 2023)
+    keeps every key and clips each distance at the window, n_local: Λ with every key global."""
     return {"vanilla": Pattern("causal"),
             "lambda": Pattern("lambda", n_global=n_global, n_local=n_local),
             "lambda_no_limit": Pattern("lambda", n_global=n_global, n_local=n_local,
                                        distance_limit=False),
-            "window": Pattern("lambda", n_global=0, n_local=n_local)}
+            "window": Pattern("lambda", n_global=0, n_local=n_local),
+            "rerope": Pattern("lambda", n_global=EVERY_KEY, n_local=n_local)}
 
 
 def buckets(L: int) -> list:
@@ -142,7 +149,7 @@ def evaluate_length(model, train_len: int, text_cfg, *, n_global: int = N_GLOBAL
                     n_local: int | None = None, n_texts: int = N_TEXTS, passkey_lengths=None,
                     depths=DEPTHS, n_keys: int = N_KEYS, seed: int = 1) -> dict:
     """The length table: NLL per bucket and first-token attention under every mode, passkey
-    accuracy (exact and per digit) for vanilla and Λ."""
+    accuracy (exact and per digit) for the modes that keep the key (PASSKEY_MODES)."""
     n_local = train_len if n_local is None else n_local
     all_modes = modes(n_global, n_local)  # bad sizes are refused here, before any work
     lengths = passkey_lengths or [train_len // 2 * 2 ** k for k in range(6)]
@@ -168,7 +175,7 @@ def evaluate_length(model, train_len: int, text_cfg, *, n_global: int = N_GLOBAL
                                  for lo in range(0, len(curve), train_len)]
         result["first_token_attention"][name] = first_token_attention(
             model, texts[:FIRST_TOKEN_TEXTS], pattern, n_global, train_len)
-        if name in ("vanilla", "lambda"):
+        if name in PASSKEY_MODES:
             cells = [[passkey_accuracy(model, text_cfg, n, d, pattern, n_keys, seed + i)
                       for i, d in enumerate(depths)] for n in lengths]
             result["passkey_by_depth"][name] = [[exact for exact, _ in row] for row in cells]
@@ -202,7 +209,7 @@ def format_length(r: dict) -> str:
     lines += ["", "passkey exact match (%) by total length, mean over depths "
               + ", ".join(f"{d:g}" for d in r["passkey"]["depths"]),
               "length".ljust(17) + "".join(str(n).rjust(8) for n in r["passkey"]["lengths"])]
-    for name in ("vanilla", "lambda"):
+    for name in r["passkey_by_depth"]:
         lines.append(name.ljust(17) + "".join(f"{100 * a:8.0f}" for a in r["passkey"][name]))
     for title, key in (("exact match", "passkey_by_depth"), ("digits right", "passkey_digits")):
         lines += ["", f"passkey {title} (%) by depth (rows) and length (columns)"]
@@ -234,7 +241,7 @@ def plot_curve(r: dict, path):
         ax.set_xscale("log")
         ax.legend(fontsize=8)
     nll.set(xlabel="position (token)", ylabel=f"NLL, nats per token (mean over blocks of {L})",
-            title="Next-token loss by position, same weights, four modes")
+            title="Next-token loss by position, same weights, five modes")
     key.set(xlabel="prompt length, answer included (tokens)", ylabel="passkey exact match (%)",
             title="Passkey retrieval, key at the start (dashed) or end (solid)")
     fig.savefig(path, dpi=110, bbox_inches="tight")
