@@ -34,7 +34,7 @@ FIRST_TOKEN_TEXTS = 16  # texts read for the first-token attention: a mean over 
 
 
 EVERY_KEY = 2 ** 62  # as n_global: past any position, so every key is global and none forgotten
-PASSKEY_MODES = ("vanilla", "lambda", "rerope")  # the modes that keep the key, one way or another
+PASSKEY_MODES = ("vanilla", "lambda", "rerope")  # the modes whose passkey the lesson reads
 
 
 def modes(n_global: int, n_local: int) -> dict:
