@@ -6,8 +6,8 @@ says otherwise; decoded greedily unless --beam and the penalties say otherwise) 
 table, runs of the same objective averaged over seeds (mean ± std). With --prompt TEXT it prints
 each run's completion of TEXT instead.
 Length task (lesson 04): reads long texts with one run's weights under vanilla, Λ, Λ without the
-distance limit, a window without globals and ReRoPE; prints NLL by position bucket, the attention on
-the first tokens, and passkey accuracy.
+distance limit, a window without globals and ReRoPE; prints NLL by position bucket, the attention
+on the first tokens, and passkey accuracy.
 Dynamics task (lesson 05): trains the bilinear model and small decoders on a symbolic task and
 prints the weight asymmetry; given reversal RUN_DIRs, reads it off those runs too.
 Editing task (lesson 06): traces where one reversal run recalls its facts, rewrites some with a
@@ -18,7 +18,7 @@ import importlib.util
 from pathlib import Path
 
 from tinyrev import cli, objectives
-from tinyrev.checkpoint import config_of, write_json
+from tinyrev.checkpoint import config_of, run_dir, write_json
 from tinyrev.decoding import Decoding
 from tinyrev.dynamics import experiment as dynamics
 from tinyrev.dynamics.symbolic import SymbolicConfig
@@ -121,9 +121,7 @@ def main():
     if not args.runs:
         raise ValueError(f"--task {args.task} needs at least one RUN_DIR, a directory written by "
                          "train.py (only --task dynamics runs without one)")
-    # a run named by its directory or by its checkpoint file is the same run
-    resolved = [(Path(run) if Path(run).is_dir() else Path(run).parent).resolve()
-                for run in args.runs]
+    resolved = [run_dir(run).resolve() for run in args.runs]  # a run by its folder or its file
     twice = [run for run, path in zip(args.runs, resolved) if resolved.count(path) > 1]
     if twice:
         raise ValueError(f"{twice[0]} is given twice; runs of one objective are averaged as seeds, "

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from tinyrev import cli
-from tinyrev.checkpoint import CHECKPOINT, check_fresh, config_of, load_checkpoint, write_json
+from tinyrev.checkpoint import check_fresh, config_of, load_checkpoint, run_dir, write_json
 from tinyrev.length.experiment import LENGTH_TRAINING, TRAIN_LEN, train_length
 from tinyrev.length.longtext import LongTextConfig
 from tinyrev.objectives import OBJECTIVES, get
@@ -64,8 +64,8 @@ def parse():
     args = p.parse_args()
     if args.resume and args.out:
         p.error("--resume continues the run in its own directory; drop --out")
-    if args.resume and Path(args.resume).name == CHECKPOINT and Path(args.resume).is_file():
-        args.resume = str(Path(args.resume).parent)  # the run, named by its checkpoint file
+    if args.resume:
+        args.resume = str(run_dir(args.resume))  # a run named by its checkpoint file is the run
     run = {"device", "threads", "quiet", "steps", "batch_size", "lr", "seed"}
     if args.write_facts:
         p.refuse_unused(args, {"write_facts"}, "with --write-facts (it writes the facts and stops)")

@@ -75,6 +75,13 @@ def write_json(path, data):
     write_atomically(path, lambda f: f.write(text.encode()))
 
 
+def run_dir(path) -> Path:
+    """The run directory a path names: the folder holding it when it is a checkpoint file, else
+    the path itself (a directory, or nothing yet: loading it then says so by its own name)."""
+    path = Path(path)
+    return path.parent if path.is_file() else path
+
+
 def load_checkpoint(path) -> dict:
     """Load a run's checkpoint (a run directory or the file itself), tensors and plain data only."""
     path = Path(path)
@@ -187,26 +194,26 @@ def _holder(out_dir) -> int | None:
     return pid
 
 
-def load_model(run_dir, task: str, device=None):
+def load_model(path, task: str, device=None):
     """(model, checkpoint) of a run directory trained on `task` ("reversal" or "length")."""
-    ckpt = load_checkpoint(run_dir)
+    ckpt = load_checkpoint(path)
     found = ckpt["meta"].get("task")
     if found not in ("reversal", "length"):
-        raise ValueError(f"{run_dir}: its checkpoint names no task this version of tinyrev knows "
+        raise ValueError(f"{path}: its checkpoint names no task this version of tinyrev knows "
                          f"(task {found!r}); it comes from another version")
     if found != task:
-        raise ValueError(f"{run_dir} holds a {found!r} run, not a {task!r} run (train one with "
+        raise ValueError(f"{path} holds a {found!r} run, not a {task!r} run (train one with "
                          f"train.py --task {task}, or evaluate this one with eval.py --task "
                          f"{found})")
-    model = Transformer(config_of(ModelConfig, ckpt["model_config"], run_dir))
+    model = Transformer(config_of(ModelConfig, ckpt["model_config"], path))
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError:
-        raise ValueError(f"{run_dir}: the weights do not match the model configuration stored "
+        raise ValueError(f"{path}: the weights do not match the model configuration stored "
                          f"with them ({ckpt['model_config']})") from None
-    holder = _holder(Path(run_dir) if Path(run_dir).is_dir() else Path(run_dir).parent)
+    holder = _holder(run_dir(path))
     if holder is not None:
-        print(f"note: {run_dir} is still being trained (pid {holder}); this reads its last "
+        print(f"note: {path} is still being trained (pid {holder}); this reads its last "
               f"checkpoint, step {ckpt['step']} of {ckpt['train_config']['steps']}",
               file=sys.stderr)
     return model.to(device or "cpu"), ckpt

@@ -2,9 +2,8 @@
 
 Covers: splitting text, building a vocabulary from a corpus, encoding and decoding, the special
 tokens every objective uses (never read from text: `check_plain`), and [UNK] for words a
-vocabulary has never seen. Leaves out: subwords
-(BPE). A model trained from scratch on a few thousand sentences has no use for them, and whole
-words keep every printed example readable.
+vocabulary has never seen. Leaves out: subwords (BPE). A model trained from scratch on a few
+thousand sentences has no use for them, and whole words keep every printed example readable.
 """
 
 import re

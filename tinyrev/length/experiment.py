@@ -149,7 +149,7 @@ def evaluate_length(model, train_len: int, text_cfg, *, n_global: int = N_GLOBAL
                     n_local: int | None = None, n_texts: int = N_TEXTS, passkey_lengths=None,
                     depths=DEPTHS, n_keys: int = N_KEYS, seed: int = 1) -> dict:
     """The length table: NLL per bucket and first-token attention under every mode, passkey
-    accuracy (exact and per digit) for the modes that keep the key (PASSKEY_MODES)."""
+    accuracy (exact and per digit) for PASSKEY_MODES."""
     n_local = train_len if n_local is None else n_local
     all_modes = modes(n_global, n_local)  # bad sizes are refused here, before any work
     lengths = passkey_lengths or [train_len // 2 * 2 ** k for k in range(6)]

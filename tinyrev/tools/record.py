@@ -131,6 +131,8 @@ def passkey(r: dict) -> str:
 def bench(r: dict) -> str:
     """Decoding tokens/s in each stretch of the length, full cache against Λ's, and memory."""
     full, lam = r["decode"]["full"], r["decode"]["lambda"]
+    # the stretches bench.py times: [1, 1024), then each doubling (not imported from bench.py,
+    # which the tests run as a module in this process)
     starts = [1] + full["length"][:-1]
     body = [[f"[{a}, {n})", f"{f:.0f}", f"{g:.0f}", f"{g / f:.2f}x", f"{fb / 2 ** 20:.2f}",
              f"{gb / 2 ** 20:.2f}"]
