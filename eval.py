@@ -31,7 +31,8 @@ from tinyrev.reversal.experiment import load_run, score
 from tinyrev.trainer import TrainConfig, pick_device
 
 
-LENGTH_FLAGS = {"n_global", "n_local", "texts", "keys", "passkey_lengths", "depths"}
+LENGTH_FLAGS = {"n_global", "n_local", "texts", "keys", "passkey_lengths", "depths", "modes",
+                "scale", "group", "window"}
 
 
 def parse():
@@ -70,6 +71,14 @@ def parse():
                         help="total prompt lengths (default: L/2, L, 2L, ... 16L)")
     length.add_argument("--depths", type=float, nargs="+", default=list(DEPTHS), metavar="D",
                         help="where the key hides, 0 = start .. 1 = end (default: 0 .25 .5 .75 1)")
+    length.add_argument("--modes", nargs="+", metavar="NAME",
+                        help="evaluate only these modes (default: every one; names in lesson 04)")
+    length.add_argument("--scale", type=float, help="position interpolation and NTK: the fixed "
+                        "scale s (default: the text's length over L, 16)")
+    length.add_argument("--group", type=int, help="Self-Extend: the group size G (default: its "
+                        "paper's rule for reading 16 L)")
+    length.add_argument("--window", type=int, help="Self-Extend: the neighbour window W, exact "
+                        "distances inside it (default: L / 2)")
     sym = p.add_argument_group("dynamics task")
     sym.add_argument("--pairs", type=cli.positive_int, default=SymbolicConfig.n_pairs,
                      help=f"entity pairs (default: {SymbolicConfig.n_pairs})")
@@ -144,7 +153,8 @@ def evaluate_long_texts(args, device):
     model, train_len, text_cfg, seed = load_length_run(args.runs[0], device)
     r = evaluate_length(model, train_len, text_cfg, n_global=args.n_global, n_local=args.n_local,
                         n_texts=args.texts, passkey_lengths=args.passkey_lengths,
-                        depths=args.depths, n_keys=args.keys)
+                        depths=args.depths, n_keys=args.keys, names=args.modes,
+                        scale=args.scale, group=args.group, window=args.window)
     r["run"], r["seed"] = args.runs[0], seed
     print(format_length(r))
     write_result(args, r)

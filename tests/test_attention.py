@@ -13,10 +13,10 @@ from tinyrev.checks import check_int
 pytestmark = pytest.mark.lesson02
 
 
-def apply_rope(x, pos, base=10000.0, reverse=False):
+def apply_rope(x, pos, base=10000.0, reverse=False, theta=None):
     """Lesson 01's rotation the slow way (test_rope's complex numbers). It stands in for
     tinyrev.rope.apply_rope here, so that these tests grade lesson 02 whether or not 01 is done."""
-    return complex_rope(x, pos, base, -1.0 if reverse else 1.0).to(x.dtype)
+    return complex_rope(x, pos, base, -1.0 if reverse else 1.0, theta).to(x.dtype)
 
 
 @pytest.fixture(autouse=True)
@@ -66,7 +66,7 @@ def test_per_sequence_prefix_lengths_give_one_mask_each():
     ("lambda", {"n_global": -1, "n_local": 2}, "n_global.*>= 0; got -1"),
     ("sideways", {}, "unknown attention pattern 'sideways'"),
     ("causal", {"n_queries": 6}, "n_queries must be an int in \\[1, 5\\].*got 6"),
-    ("causal", {"n_local": 4}, "n_local=4 is no option of pattern 'causal'; it takes none"),
+    ("causal", {"n_local": 4}, "n_local=4 is no option of pattern 'causal'; it takes scaling"),
     ("abi", {"prefix_len": 2}, "prefix_len=2 is no option of pattern 'abi'; it takes part_a_len"),
     ("prefix", {"prefix_len": torch.tensor([1.5])}, "`prefix_len` must be an int >= 0 or a 1-D"),
     ("prefix", {"prefix_len": True}, "`prefix_len` must be an integer >= 0; got True"),

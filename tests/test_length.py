@@ -9,10 +9,11 @@ import torch
 
 from tinyrev.length import longtext
 from tinyrev.attention import attention, lambda_scores
-from tinyrev.length.experiment import (EVERY_KEY, buckets, evaluate_length,
-                                       first_token_attention, load_length_run, modes,
+from tinyrev.length.experiment import (buckets, evaluate_length,
+                                       first_token_attention, load_length_run,
                                        nll_by_position, plot_curve, train_length)
 from tinyrev.attention import Pattern
+from tinyrev.length.methods import EVERY_KEY, modes
 from tinyrev.rope import apply_rope
 from tinyrev.model import KVCache, ModelConfig, Transformer, generate
 from tinyrev.trainer import TrainConfig
@@ -231,11 +232,16 @@ def test_first_token_attention_sums_the_softmax_over_exactly_the_first_keys():
 
 @pytest.mark.needs("01", "02")
 def test_every_mode_equals_vanilla_inside_the_window():
-    """A text no longer than n_local is read identically by every mode."""
+    """A text no longer than L and each method's window is read identically by every mode: the
+    fixed scalings at s = 1 (at s > 1 they change even a short text, as their papers say), the
+    dynamic ones at any setting."""
     model, x = tiny(), texts(3, 17)
     vanilla = nll_by_position(model, x, Pattern("causal"))
-    for name, pattern in modes(2, 16).items():
-        torch.testing.assert_close(nll_by_position(model, x, pattern), vanilla)
+    for name, pattern in modes(16, n_global=2, read_len=64, window=16, scale=1.0).items():
+        torch.testing.assert_close(nll_by_position(model, x, pattern), vanilla, msg=name)
+    shortened = modes(16, n_global=2, read_len=64)  # s = 4, Self-Extend's window W = 8
+    for name in ("pi", "ntk", "self_extend"):
+        assert not torch.equal(nll_by_position(model, x, shortened[name]), vanilla), name
 
 
 @pytest.mark.needs("01", "02")
@@ -247,7 +253,7 @@ def test_rerope_clips_every_distance_at_the_window_and_keeps_every_key():
     q, k, v = (torch.randn(1, 2, 9, 8) for _ in range(3))
     w = 3
     dot = lambda i, j: rotated_dot(q[..., i:i + 1, :], k[..., j:j + 1, :], min(i - j, w), 0)
-    out = attention(q, k, v, torch.arange(9), modes(4, w)["rerope"])
+    out = attention(q, k, v, torch.arange(9), Pattern("lambda", n_global=EVERY_KEY, n_local=w))
     torch.testing.assert_close(out, reference(q, k, v, dot, lambda i, j: j <= i), atol=1e-5,
                                rtol=1e-4)
 
@@ -258,11 +264,13 @@ def test_evaluation_has_the_published_shape():
                         n_keys=2)
     assert r["buckets"] == ["[0,4)", "[4,8)", "[8,16)", "[16,32)", "[32,64)", "[64,128)"]
     assert [(a, b) for a, b in buckets(8)][-1] == (64, 128)
-    assert set(r["nll"]) == {"vanilla", "lambda", "lambda_no_limit", "window", "rerope"}
+    methods = {"rerope", "pi", "ntk", "dynamic_ntk", "yarn", "self_extend", "streaming_llm"}
+    assert set(r["nll"]) == {"vanilla", "lambda", "lambda_no_limit", "window", *methods}
     assert all(len(v) == 6 for v in r["nll"].values())
     assert r["passkey"]["lengths"] == [16, 20] and len(r["passkey"]["lambda"]) == 2
     assert all(0 <= a <= 1 for a in r["passkey"]["vanilla"])
-    assert set(r["passkey_by_depth"]) == {"vanilla", "lambda", "rerope"}
+    assert set(r["passkey_by_depth"]) == {"vanilla", "lambda", *methods}
+    assert (r["scale"], r["self_extend_window"], r["self_extend_group"]) == (16, 4, 31)
     for name in r["passkey_by_depth"]:  # one cell per (length, depth), as passkey_by_depth
         assert [len(row) for row in r["passkey_digits"][name]] == [2, 2]
         assert all(d >= e for ds, es in zip(r["passkey_digits"][name],
@@ -308,6 +316,11 @@ def length_run(tmp_path_factory):
     (["--depths", "1.5"], ["depth", "[0, 1]", "1.5"]),
     (["--passkey-lengths", "0"], ["length", "got 0"]),
     (["--passkey-lengths", "100000000"], ["32 passkey prompts of 100000000 tokens", "--keys"]),
+    (["--scale", "0"], ["scale s", "> 0", "got 0.0"]),
+    (["--scale", "inf"], ["scale s", "finite", "got inf"]),
+    (["--group", "0"], ["group size G", ">= 1", "got 0"]),
+    (["--window", "1024"], ["window W=1024", "shorter than the text read (1024 tokens)"]),
+    (["--modes", "lambda", "yarm"], ["unknown length mode(s) yarm", "yarn"]),
 ])
 @pytest.mark.tools
 def test_eval_length_bad_input(length_run, flags, words):

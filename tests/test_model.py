@@ -75,7 +75,7 @@ def test_full_cache_stores_rotated_keys_and_refuses_bico():
     k = model.blocks[0].attn.wqkv(model.blocks[0].attn_norm(model.embed(x))).chunk(3, -1)[1]
     k = k.view(1, 4, 2, 16).transpose(1, 2)  # (B, H, T, Dh), as Attention splits it
     torch.testing.assert_close(cache.buffers[0][0][..., :4, :], apply_rope(k, torch.arange(4)))
-    with pytest.raises(ValueError, match="'bico' rotates each key by its role"):
+    with pytest.raises(ValueError, match="'bico' rotates each key when it reads it"):
         model(x, pattern="bico", cache=KVCache(2))
 
 

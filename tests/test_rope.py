@@ -8,13 +8,22 @@ from tinyrev.rope import apply_rope
 pytestmark = pytest.mark.lesson01
 
 
-def complex_rope(x, pos, base=10000.0, sign=1.0):
+def complex_rope(x, pos, base=10000.0, sign=1.0, theta=None):
     """Independent reference: neighbour pairs as complex numbers, times exp(±i * pos * theta)."""
     D = x.shape[-1]
     z = torch.view_as_complex(x.double().reshape(*x.shape[:-1], D // 2, 2).contiguous())
-    theta = base ** (-torch.arange(0, D, 2, dtype=torch.float64) / D)
+    theta = base ** (-torch.arange(0, D, 2, dtype=torch.float64) / D) if theta is None else \
+        theta.double()
     z = z * torch.polar(torch.ones((), dtype=torch.float64), sign * pos.double()[:, None] * theta)
     return torch.view_as_real(z).reshape(x.shape)
+
+
+def test_given_frequencies_replace_the_bases():
+    """A length method (lesson 04) passes its own frequencies; the rotation is the same formula."""
+    torch.manual_seed(0)
+    x, pos, theta = torch.randn(1, 2, 5, 8), torch.arange(5) * 7, torch.rand(4)
+    torch.testing.assert_close(apply_rope(x, pos, theta=theta),
+                               complex_rope(x, pos, theta=theta).float(), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("reverse", [False, True])

@@ -26,10 +26,9 @@ from .checks import check_int
 from .rope import apply_rope
 
 PATTERNS = ("causal", "prefix", "abi", "bico", "lambda")
-ROTATED_BY_ROLE = ("bico", "lambda")  # a key's rotation depends on the query reading it
 # the sizes each pattern takes; any other is refused, so a misplaced option never passes silently
-OPTIONS = {"causal": (), "prefix": ("prefix_len",), "abi": ("part_a_len",),
-           "bico": ("prefix_len",), "lambda": ("n_global", "n_local", "distance_limit")}
+OPTIONS = {"causal": ("scaling",), "prefix": ("prefix_len",), "abi": ("part_a_len",),
+           "bico": ("prefix_len",), "lambda": ("n_global", "n_local", "distance_limit", "far")}
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,6 +42,11 @@ class Pattern:
     answer decoded after it (lesson 03, "How you ask decides what you find").
     n_global, n_local, distance_limit (lambda): Λ keeps the first n_global keys and the last
     n_local; with distance_limit (LM-Infinite's), no key is seen farther away than n_local.
+    far (lambda): where a global key outside the window sits for RoPE, a rule
+    (query positions, key positions, n_local) -> (query positions, key positions); None is
+    LM-Infinite's `distance_limit`. scaling (causal): RoPE's frequencies rescaled for a long text
+    (position interpolation, NTK, YaRN). Both are lesson 04's training-free length methods, one
+    small class each in length/methods.py.
     """
     name: str = "causal"
     prefix_len: int | torch.Tensor | None = None
@@ -50,6 +54,8 @@ class Pattern:
     n_global: int = 0
     n_local: int | None = None
     distance_limit: bool = True
+    far: object = None
+    scaling: object = None
 
     def __post_init__(self):
         if self.name not in PATTERNS:
@@ -66,6 +72,16 @@ class Pattern:
                 _check_length(name, getattr(self, name))
         if self.name == "lambda":
             check_lambda_sizes(self.n_global, self.n_local)
+            if self.far is not None and not self.distance_limit:
+                raise ValueError("a far-key rule replaces the distance limit; it cannot be given "
+                                 "with distance_limit=False")
+
+    @property
+    def needs_unrotated_keys(self) -> bool:
+        """Whether a key's rotation depends on more than its own position: BICO and Λ rotate a
+        key by its role for the query, a scaling by the length read so far. Their caches keep
+        keys unrotated."""
+        return self.name in ("bico", "lambda") or self.scaling is not None
 
     def to(self, device) -> "Pattern":
         """The same pattern with its per-sequence lengths on `device`."""
@@ -98,6 +114,12 @@ def _check_length(name, value):
 def check_lambda_sizes(n_global, n_local):
     check_int("n_local (the Λ window)", n_local)
     check_int("n_global (Λ's first tokens kept)", n_global, 0)
+
+
+def distance_limit(q_pos, k_pos, n_local):
+    """LM-Infinite's far-key rule: the query at position n_local, the key unrotated (position 0),
+    so every far global key sits at distance n_local, one past what training on n_local showed."""
+    return torch.full_like(q_pos, n_local), torch.zeros_like(k_pos)
 
 
 def _prefix_length(name, value, T, device):
@@ -169,9 +191,10 @@ def attention(q, k, v, pos, pattern="causal", *, key_mask=None, base: float = 10
     """
     p = as_pattern(pattern, **options)
     T_q, T_k = q.shape[-2], k.shape[-2]
-    if k_rotated and p.name in ROTATED_BY_ROLE:
-        raise ValueError(f"pattern {p.name!r} rotates each key by its role and needs unrotated "
-                         f"keys; decode it with a cache that keeps them so, KVCache.for_pattern")
+    if k_rotated and p.needs_unrotated_keys:
+        raise ValueError(f"pattern {p.name!r} rotates each key when it reads it (by its role or "
+                         f"by the length read) and needs unrotated keys; decode it with a cache "
+                         f"that keeps them so, KVCache.for_pattern")
     if p.name == "lambda":
         if pos.dim() != 1:
             raise ValueError(f"Λ attention takes one position vector (T,) for the whole batch; "
@@ -195,15 +218,26 @@ def attention(q, k, v, pos, pattern="causal", *, key_mask=None, base: float = 10
     q_pos = pos[..., T_k - T_q:]
     limited = p.name == "lambda" and p.distance_limit and p.n_global > 0
     if limited and T_q > 1:
-        scores = lambda_scores(q, k, q_pos, pos, base=base, n_global=p.n_global, n_local=p.n_local)
+        scores = lambda_scores(q, k, q_pos, pos, base=base, n_global=p.n_global, n_local=p.n_local,
+                               far=p.far or distance_limit)
         out = _softmax_attend(scores, mask, v)
     else:
+        theta = None
         if limited:
-            # one query (a decoding step): the distance limit is a clamp of the key positions,
-            # so a far global key sits exactly n_local behind, and the fused kernel serves Λ too
-            pos = torch.maximum(pos, q_pos - p.n_local)
-        qr = apply_rope(q, q_pos, base=base)
-        kr = k if k_rotated else apply_rope(k, pos, base=base)
+            # one query (a decoding step): only distances matter, so each far global key moves to
+            # the query's position minus the distance its rule gives, and the fused kernel serves
+            # Λ too. LM-Infinite's rule is then a clamp, two operations instead of eight.
+            if p.far is None:
+                pos = torch.maximum(pos, q_pos - p.n_local)
+            else:
+                far_q, far_k = p.far(q_pos, pos, p.n_local)
+                is_far = (q_pos - pos >= p.n_local) & (pos < p.n_global)
+                pos = torch.where(is_far, q_pos - (far_q - far_k), pos)
+        elif p.scaling is not None:  # a length method's frequencies, for the T_k keys read so far
+            theta = p.scaling.theta(q.shape[-1], base, T_k, q.device)
+            q = q * p.scaling.logit_scale(T_k)
+        qr = apply_rope(q, q_pos, base=base, theta=theta)
+        kr = k if k_rotated else apply_rope(k, pos, base=base, theta=theta)
         if p.name == "bico" and mask is not None:
             out = _bico(q, k, v, qr, kr, q_pos, pos, mask, base)
         elif p.name == "causal" and mask is None and T_q == T_k:
@@ -237,24 +271,27 @@ def _bico(q, k, v, qr, kr, q_pos, pos, mask, base):
     # END SOLUTION
 
 
-def lambda_scores(q, k, q_pos, pos, *, base: float = 10000.0, n_global: int, n_local: int):
+def lambda_scores(q, k, q_pos, pos, *, base: float = 10000.0, n_global: int, n_local: int,
+                  far=distance_limit):
     """Λ's scores with LM-Infinite's distance limit: no key is ever seen farther than n_local.
 
-    Inside the window, ordinary RoPE. For a global key outside the window, the key stays
-    unrotated (position 0) and the query is rotated to position n_local, so every such key sits
+    Inside the window, ordinary RoPE. A global key outside the window is scored at the positions
+    the rule `far` gives the query and the key. LM-Infinite's rule (`distance_limit`) leaves the
+    key unrotated (position 0) and rotates the query to position n_local, so every such key sits
     at distance exactly n_local wherever the query is: one past the largest distance a model
     trained on n_local tokens has seen (0 ... n_local - 1), as in LM-Infinite's own code.
     Positions ascend, so the global keys (positions < n_global) are the first g keys, in a full
     sequence or a bounded cache. Scores of keys outside both branches are left for the mask.
     """
-    # BEGIN SOLUTION lesson02: Λ's scores, far global keys seen at distance n_local
+    # BEGIN SOLUTION lesson02: Λ's scores, far global keys at the positions `far` gives
     scale = 1.0 / math.sqrt(q.shape[-1])
     qr, kr = apply_rope(q, q_pos, base=base), apply_rope(k, pos, base=base)
     scores = (qr @ kr.transpose(-2, -1)) * scale
     g = int((pos < n_global).sum())
-    far = q_pos[:, None] - pos[None, :g] >= n_local  # global keys outside the query's window
-    q_far = apply_rope(q, torch.full_like(q_pos, n_local), base=base)
-    far_scores = (q_far @ k[..., :g, :].transpose(-2, -1)) * scale
-    scores[..., :g] = torch.where(far, far_scores, scores[..., :g])
+    outside = q_pos[:, None] - pos[None, :g] >= n_local  # global keys outside the query's window
+    far_q, far_k = far(q_pos, pos[:g], n_local)
+    q_far, k_far = apply_rope(q, far_q, base=base), apply_rope(k[..., :g, :], far_k, base=base)
+    far_scores = (q_far @ k_far.transpose(-2, -1)) * scale
+    scores[..., :g] = torch.where(outside, far_scores, scores[..., :g])
     return scores
     # END SOLUTION

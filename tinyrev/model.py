@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from .attention import ROTATED_BY_ROLE, Pattern, as_pattern, attention, check_lambda_sizes
+from .attention import Pattern, as_pattern, attention, check_lambda_sizes
 from .checks import check_int
 from .decoding import GREEDY, Decoding, beam_search, next_positions, penalize
 from .rope import apply_rope
@@ -88,7 +88,8 @@ class KVCache:
     again at every step would cost more than the attention itself on long texts.
     BICO and Λ rotate a key by its role, so their caches store keys *before* rotation
     (`rotated=False`): BICO reads the keys of a question ahead of its earlier tokens with the
-    reverse rotation when it fills the cache, Λ a far global key at the distance limit.
+    reverse rotation when it fills the cache, Λ a far global key at the distance limit. So does
+    a RoPE scaling, whose frequencies may change as the text grows (lesson 04).
     With `n_local` set it is Λ's bounded cache: only the first `n_global` and the last `n_local`
     tokens stay, and memory is constant however long the text grows. Λ attention sees exactly
     those keys, so nothing is lost.
@@ -109,7 +110,7 @@ class KVCache:
         """The cache `pattern` decodes with: Λ's bounded one, unrotated keys for BICO, or full."""
         if pattern.name == "lambda":
             return cls(n_layers, n_global=pattern.n_global, n_local=pattern.n_local)
-        return cls(n_layers, rotated=pattern.name not in ROTATED_BY_ROLE)
+        return cls(n_layers, rotated=not pattern.needs_unrotated_keys)
 
     def __len__(self):
         return self.sizes[0]

@@ -1,7 +1,8 @@
 """Rotary position embedding (RoPE, Su et al. 2021) and its reverse rotation (BICO, Lv et al. 2023).
 
 Covers: rotating query/key vectors by integer positions, forward or reversed.
-Leaves out: scaling tricks (NTK, YaRN, position interpolation); none are needed here.
+Leaves out: the length methods that rescale RoPE's frequencies (position interpolation, NTK,
+YaRN); they pass their own frequencies to `apply_rope` and live in length/methods.py (lesson 04).
 
 Pairing convention: dimensions are paired as neighbours, (x[0], x[1]), (x[2], x[3]), ..., the
 way the RoFormer paper and Meta's Llama code write it. Pair i turns by the angle
@@ -30,7 +31,7 @@ def rope_frequencies(D: int, base: float, device: torch.device) -> torch.Tensor:
 
 
 def apply_rope(x: torch.Tensor, pos: torch.Tensor, *, base: float = 10000.0,
-               reverse: bool = False) -> torch.Tensor:
+               reverse: bool = False, theta: torch.Tensor | None = None) -> torch.Tensor:
     """Rotate the last dimension of `x` (shape (..., T, D), D even) by positions `pos`.
 
     `pos` holds integer positions, shape (T,) shared by the batch, or (B, T) one row per sequence
@@ -42,8 +43,8 @@ def apply_rope(x: torch.Tensor, pos: torch.Tensor, *, base: float = 10000.0,
         raise ValueError(f"apply_rope needs an even last dimension; got {D}")
     if pos.shape[-1] != x.shape[-2]:
         raise ValueError(f"apply_rope: {pos.shape[-1]} positions for {x.shape[-2]} vectors")
-    # BEGIN SOLUTION lesson01: rotate pair i by pos * base^(-2i/D); reverse negates the sines
-    theta = rope_frequencies(D, base, x.device)
+    theta = rope_frequencies(D, base, x.device) if theta is None else theta
+    # BEGIN SOLUTION lesson01: rotate pair i by pos * theta_i; reverse negates the sines
     angle = pos.to(x.device, torch.float32)[..., None] * theta  # (..., T, D/2)
     if pos.dim() == 2:
         angle = angle[:, None]  # one row of positions per sequence, shared by its heads

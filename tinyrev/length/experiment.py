@@ -1,13 +1,12 @@
 """The length-generalization experiment: train causally at length L, then read past L.
 
 Covers: training on the long-text task (longtext.py), and evaluating the same weights, with no
-parameter change, under five attention modes: full causal attention (vanilla), the Λ mask with
-LM-Infinite's distance limit, the Λ mask alone, a sliding window without global tokens, and
-ReRoPE (every key kept, each distance clipped at the window: Λ with every key global). It
+parameter change, under every mode of methods.py: full causal attention (vanilla), the Λ mask
+with LM-Infinite's distance limit, its two ablations, and the other training-free methods. It
 measures the NLL by position bucket (up to 16L), the attention each layer puts on the first
 tokens, and passkey accuracy (exact and per digit) by length and depth.
-Leaves out: the language itself (longtext.py beside this file) and decoding speed
-(tools/bench.py).
+Leaves out: the language itself (longtext.py), the methods themselves (methods.py) and decoding
+speed (tools/bench.py).
 """
 
 import statistics
@@ -24,6 +23,7 @@ from ..objectives import Batch
 from ..checkpoint import check_fresh, claim, config_of, load_model
 from ..trainer import TrainConfig, fit, pick_device
 from . import longtext
+from .methods import modes
 
 TRAIN_LEN = 64
 N_GLOBAL = 4  # BOS, the regime token and two words; StreamingLLM finds 1-4 sink tokens enough
@@ -31,21 +31,7 @@ LENGTH_TRAINING = TrainConfig(steps=2000, batch_size=32)
 DEPTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 N_TEXTS, N_KEYS = 64, 32  # texts of 16L tokens for the NLL; passkey prompts per (length, depth)
 FIRST_TOKEN_TEXTS = 16  # texts read for the first-token attention: a mean over many queries
-
-
-EVERY_KEY = 2 ** 62  # as n_global: past any position, so every key is global and none forgotten
-PASSKEY_MODES = ("vanilla", "lambda", "rerope")  # the modes whose passkey the lesson reads
-
-
-def modes(n_global: int, n_local: int) -> dict:
-    """name -> Pattern of the ways to read a long text with the same weights. ReRoPE (Su 2023)
-    keeps every key and clips each distance at the window, n_local: Λ with every key global."""
-    return {"vanilla": Pattern("causal"),
-            "lambda": Pattern("lambda", n_global=n_global, n_local=n_local),
-            "lambda_no_limit": Pattern("lambda", n_global=n_global, n_local=n_local,
-                                       distance_limit=False),
-            "window": Pattern("lambda", n_global=0, n_local=n_local),
-            "rerope": Pattern("lambda", n_global=EVERY_KEY, n_local=n_local)}
+NO_PASSKEY = ("lambda_no_limit", "window")  # ablations of Λ: their NLL says all the lesson needs
 
 
 def buckets(L: int) -> list:
@@ -145,13 +131,36 @@ def first_token_attention(model, texts, pattern: Pattern, n_first: int, train_le
     return mass
 
 
+def reading_curve(model, texts, pattern: Pattern, train_len: int) -> torch.Tensor:
+    """`nll_by_position` under `pattern`. A dynamic scaling depends on how much of the text has
+    been read, so the text is read again up to the end of each block of L tokens, and each
+    block's tokens are scored at the scale of that length (s = 1 in the first, vanilla)."""
+    if pattern.scaling is None or not pattern.scaling.dynamic:
+        return nll_by_position(model, texts, pattern)
+    ends = range(train_len, texts.shape[1] - 1 + train_len, train_len)
+    return torch.cat([nll_by_position(model, texts[:, :end + 1], pattern)[end - train_len:]
+                      for end in ends])[:texts.shape[1] - 1]
+
+
 def evaluate_length(model, train_len: int, text_cfg, *, n_global: int = N_GLOBAL,
                     n_local: int | None = None, n_texts: int = N_TEXTS, passkey_lengths=None,
-                    depths=DEPTHS, n_keys: int = N_KEYS, seed: int = 1) -> dict:
-    """The length table: NLL per bucket and first-token attention under every mode, passkey
-    accuracy (exact and per digit) for PASSKEY_MODES."""
+                    depths=DEPTHS, n_keys: int = N_KEYS, seed: int = 1, names=None,
+                    scale: float | None = None, group: int | None = None,
+                    window: int | None = None) -> dict:
+    """The length table: NLL per bucket and first-token attention under every mode (or those in
+    `names`), passkey accuracy (exact and per digit) for those not in NO_PASSKEY."""
     n_local = train_len if n_local is None else n_local
-    all_modes = modes(n_global, n_local)  # bad sizes are refused here, before any work
+    edges = buckets(train_len)
+    all_modes = modes(train_len, n_global=n_global, n_local=n_local, read_len=edges[-1][1],
+                      scale=scale, group=group, window=window)  # bad sizes refused before work
+    unknown = sorted(set(names or ()) - set(all_modes))
+    if unknown:
+        raise ValueError(f"unknown length mode(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(all_modes)}")
+    extend = all_modes["self_extend"]
+    settings = {"scale": all_modes["pi"].scaling.s, "self_extend_window": extend.n_local,
+                "self_extend_group": extend.far.group}
+    all_modes = {name: p for name, p in all_modes.items() if not names or name in names}
     lengths = passkey_lengths or [train_len // 2 * 2 ** k for k in range(6)]
     for n in lengths:  # before the minutes of NLL evaluation, not after
         for d in depths:
@@ -160,22 +169,22 @@ def evaluate_length(model, train_len: int, text_cfg, *, n_global: int = N_GLOBAL
             raise ValueError(f"{n_keys} passkey prompts of {n} tokens are {n * n_keys} tokens at "
                              f"once, over the {MAX_BATCH_TOKENS} a batch may hold; give shorter "
                              "--passkey-lengths or fewer --keys")
-    edges = buckets(train_len)
     texts = longtext.sample_texts(text_cfg, n_texts, edges[-1][1] + 1,
                                   torch.Generator().manual_seed(seed))
     result = {"task": "length", "train_len": train_len, "n_global": n_global, "n_local": n_local,
+              **settings,
               "buckets": [f"[{lo},{hi})" for lo, hi in edges], "nll": {}, "curve": {},
               "first_token_attention": {},
               "passkey": {"lengths": lengths, "depths": list(depths)}, "passkey_by_depth": {},
               "passkey_digits": {}}
     for name, pattern in all_modes.items():
-        curve = nll_by_position(model, texts, pattern)
+        curve = reading_curve(model, texts, pattern, train_len)
         result["nll"][name] = [curve[lo:hi].mean().item() for lo, hi in edges]
         result["curve"][name] = [curve[lo:lo + train_len].mean().item()
                                  for lo in range(0, len(curve), train_len)]
         result["first_token_attention"][name] = first_token_attention(
             model, texts[:FIRST_TOKEN_TEXTS], pattern, n_global, train_len)
-        if name in PASSKEY_MODES:
+        if name not in NO_PASSKEY:
             cells = [[passkey_accuracy(model, text_cfg, n, d, pattern, n_keys, seed + i)
                       for i, d in enumerate(depths)] for n in lengths]
             result["passkey_by_depth"][name] = [[exact for exact, _ in row] for row in cells]
@@ -220,28 +229,35 @@ def format_length(r: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_curve(r: dict, path):
-    """Two panels: the NLL by position under every mode, and passkey exact match by length for
-    the key nearest the start and nearest the question. Needs matplotlib, an optional extra."""
+def plot_curve(r: dict, path, passkey: bool = True):
+    """The NLL by position under every mode and, with `passkey`, a second panel: passkey exact
+    match by length for the key nearest the start and nearest the question. Needs matplotlib,
+    an optional extra."""
     import matplotlib
     matplotlib.use("Agg")  # files only, no window
     import matplotlib.pyplot as plt
     L = r["train_len"]
-    fig, (nll, key) = plt.subplots(1, 2, figsize=(12, 4))
-    for name, curve in r["curve"].items():
-        nll.plot([L * (k + 0.5) for k in range(len(curve))], curve, marker="o", label=name)
-    depths, lengths = r["passkey"]["depths"], r["passkey"]["lengths"]
-    colour = {name: f"C{k}" for k, name in enumerate(r["curve"])}  # as in the NLL panel
-    for name, grid in r["passkey_by_depth"].items():
-        for i in sorted({0, len(depths) - 1}):
-            key.plot(lengths, [100 * row[i] for row in grid], marker="o", color=colour[name],
-                     linestyle="--" if i == 0 else "-", label=f"{name}, depth {depths[i]:g}")
-    for ax in (nll, key):
+    fig, axes = plt.subplots(1, 2 if passkey else 1, figsize=(12 if passkey else 7, 4),
+                             squeeze=False)
+    nll = axes[0, 0]
+    for k, (name, curve) in enumerate(r["curve"].items()):
+        nll.plot([L * (b + 0.5) for b in range(len(curve))], curve, marker="o", label=name,
+                 color=f"C{k % 10}", linestyle="-" if k < 10 else "--")
+    nll.set(xlabel="position (token)", ylabel=f"NLL, nats per token (mean over blocks of {L})",
+            title=f"Next-token loss by position, same weights, {len(r['curve'])} modes")
+    if passkey:
+        key = axes[0, 1]
+        depths, lengths = r["passkey"]["depths"], r["passkey"]["lengths"]
+        colour = {name: f"C{k % 10}" for k, name in enumerate(r["curve"])}  # as in the NLL panel
+        for name, grid in r["passkey_by_depth"].items():
+            for i in sorted({0, len(depths) - 1}):
+                key.plot(lengths, [100 * row[i] for row in grid], marker="o", color=colour[name],
+                         linestyle="--" if i == 0 else "-", label=f"{name}, depth {depths[i]:g}")
+        key.set(xlabel="prompt length, answer included (tokens)",
+                ylabel="passkey exact match (%)",
+                title="Passkey retrieval, key at the start (dashed) or end (solid)")
+    for ax in axes[0]:
         ax.axvline(L, color="gray", linestyle=":", label="training length L")
         ax.set_xscale("log")
         ax.legend(fontsize=8)
-    nll.set(xlabel="position (token)", ylabel=f"NLL, nats per token (mean over blocks of {L})",
-            title="Next-token loss by position, same weights, five modes")
-    key.set(xlabel="prompt length, answer included (tokens)", ylabel="passkey exact match (%)",
-            title="Passkey retrieval, key at the start (dashed) or end (solid)")
     fig.savefig(path, dpi=110, bbox_inches="tight")
