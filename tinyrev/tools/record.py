@@ -26,6 +26,18 @@ RECORD = ROOT / "lessons" / "record"
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "lessons").glob("*.md"))]
 MARKED = re.compile(r"(<!-- record: ([\w-]+) -->\n)(.*?)(<!-- end record -->)", re.DOTALL)
 REVERSE = ("N2D-reverse", "D2N-reverse")
+CORE = ("vanilla", "lambda", "lambda_no_limit", "window")  # lesson 04's main path; the other
+# training-free methods have a section and a table of their own
+
+
+def only(r: dict, names) -> dict:
+    """A length result restricted to the modes in `names`."""
+    keep = lambda d: {m: x for m, x in d.items() if m in names}
+    out = {**r, "passkey": {k: v for k, v in r["passkey"].items()
+                            if k in ("lengths", "depths") or k in names}}
+    for key in ("nll", "curve", "first_token_attention", "passkey_by_depth", "passkey_digits"):
+        out[key] = keep(r[key])
+    return out
 
 
 def load(name: str) -> list:
@@ -87,10 +99,9 @@ def curve(results: list) -> str:
 
 
 def length_nll(r: dict) -> str:
-    """NLL per position bucket under every mode, then each bucket's ratio to [L/2, L), the last
+    """NLL per position bucket under every mode, and in brackets its ratio to [L/2, L), the last
     bucket inside the training length."""
-    body = [[m, *(f"{x:.3f}" for x in row)] for m, row in r["nll"].items()]
-    body += [[f"{m}, ratio", *(f"{x / row[1]:.3f}" for x in row)] for m, row in r["nll"].items()]
+    body = [[m, *(f"{x:.3f} ({x / row[1]:.3f})" for x in row)] for m, row in r["nll"].items()]
     return markdown(["mode", *r["buckets"]], body)
 
 
@@ -118,6 +129,29 @@ def n_global(*runs: dict) -> str:
             for r in sorted(runs, key=lambda r: r["n_global"])]
     body.append(["window (n_global 0)", *ratios(runs[0]["nll"]["window"])])
     return markdown(["mode", *runs[0]["buckets"][2:]], body)
+
+
+def length_methods(*runs: dict) -> str:
+    """Every mode, each cell "seed 0 / seed 1": NLL ratios to *vanilla's* [L/2, L) (a fixed
+    scaling changes the reading inside L too, which a ratio to its own bucket would hide), and
+    the passkey exact match (mean over depths) from L to 16 L."""
+    def cells(value):
+        return " / ".join(value(r) for r in runs)
+
+    def ratio(m, pick):
+        return lambda r: f"{pick(r['nll'][m][1:]) / r['nll']['vanilla'][1]:.3f}"
+
+    def key(m, times):
+        def at(r):
+            p, n = r["passkey"], times * r["train_len"]
+            return f"{100 * p[m][p['lengths'].index(n)]:.0f}" if m in p else "—"
+        return at
+    times = (1, 2, 4, 8, 16)
+    body = [[m, cells(ratio(m, lambda row: row[0])), cells(ratio(m, lambda row: max(row[1:]))),
+             cells(ratio(m, lambda row: row[-1])), *(cells(key(m, t)) for t in times)]
+            for m in runs[0]["nll"]]
+    return markdown(["mode", "[L/2, L)", "worst past L", "[8L, 16L)",
+                     *(f"{t} L" if t > 1 else "passkey at L (%)" for t in times)], body)
 
 
 def passkey(r: dict) -> str:
@@ -210,9 +244,11 @@ TABLES = {  # NAME: (the record files it is drawn from, how)
     "reversal-seeds": (("reversal.json",), every_seed),
     "berglund": (("berglund.json",), berglund),
     "curve": (("curve.json",), curve),
-    "length-nll": (("length-s0.json",), length_nll),
-    "length-seeds": (("length-s0.json", "length-s1.json"), length_seeds),
-    "passkey": (("length-s0.json",), passkey),
+    "length-nll": (("length-s0.json",), lambda r: length_nll(only(r, CORE))),
+    "length-seeds": (("length-s0.json", "length-s1.json"),
+                     lambda *runs: length_seeds(*(only(r, CORE) for r in runs))),
+    "passkey": (("length-s0.json",), lambda r: passkey(only(r, CORE))),
+    "length-methods": (("length-s0.json", "length-s1.json"), length_methods),
     "n-global": (("length-s0-global1.json", "length-s0-global2.json", "length-s0.json"), n_global),
     "bench": (("bench.json",), bench),
     "dynamics-history": (("dynamics.json",), dynamics_history),
@@ -244,7 +280,10 @@ def figures(out=ROOT / "lessons" / "figures"):
     """The lessons' figures that are drawn from the record alone."""
     plot_reverse(load("reversal.json"), out / "03_reverse.png")
     plot_curve(load("curve.json"), out / "03_curve.png")
-    plot_length(load("length-s0.json"), out / "04_length.png")
+    plot_length(only(load("length-s0.json"), CORE), out / "04_length.png")
+    methods = load("length-s0.json")
+    plot_length(only(methods, set(methods["nll"]) - set(CORE[2:])), out / "04_methods.png",
+                passkey=False)
     plot_trace(load("editing-ntp.json"), out / "06_trace.png")
 
 
