@@ -8,8 +8,9 @@ a GELU MLP, tied head; no bias, no dropout). A shared CPU's speed drifts from se
 so the three are measured in alternating rounds and the medians reported.
 Then the arithmetic that bounds the reversal experiment: the model FLOPs of one default run of
 each objective and of the five-seed table, and the least time they take at that peak.
-Then decoding up to 16 384 tokens with the full KV cache against Λ's bounded cache, side by side
-in the same run: tokens/s over [1, 1024) and each doubling after it, and the cache's memory.
+Then decoding up to 16 384 tokens with the full KV cache against Λ's bounded cache and
+StreamingLLM's (lesson 04), side by side in the same run: tokens/s over [1, 1024) and each
+doubling after it, and the cache's memory.
 Leaves out: evaluation speed, and decoding with trained weights (speed does not depend on them).
 
 FLOPs per token follow the usual estimate (Kaplan et al., as in nanoGPT and PaLM): 6 per
@@ -29,6 +30,7 @@ from einops import rearrange
 from .. import cli, objectives
 from ..attention import Pattern
 from ..checkpoint import write_json
+from ..length.methods import modes
 from ..model import KVCache, ModelConfig, Transformer, generate
 from ..objectives import Batch
 from ..reversal.experiment import data_of
@@ -163,19 +165,22 @@ def measure(device, rounds: int = 7) -> dict:
 
 def decode(device, n_tokens: int = 16384, n_global: int = 4, n_local: int = 64,
            chunk: int = 128) -> dict:
-    """Greedy decoding from a one-token prompt to `n_tokens`, full cache versus Λ cache.
+    """Greedy decoding from a one-token prompt to `n_tokens`: full cache, Λ's and StreamingLLM's
+    (4 sinks and a window of n_local - 4, positions counted in the cache).
 
     Returns, per cache, tokens/s over [1, 1024), then each doubling [n/2, n), and the cache's bytes
-    at its end. The two caches take turns every `chunk` tokens, so that a shared CPU's drift, or
-    another job, slows both alike and the ratio holds.
+    at its end. The caches take turns every `chunk` tokens, so that a shared CPU's drift, or
+    another job, slows them alike and the ratios hold.
     """
     torch.manual_seed(0)
     cfg = ModelConfig(vocab_size=SHAPE["vocab_size"], dim=SHAPE["dim"], n_layers=SHAPE["n_layers"],
                       n_heads=SHAPE["n_heads"])
     model = Transformer(cfg).to(device).eval()
+    streaming = modes(n_local, n_global=n_global, read_len=n_tokens)["streaming_llm"]
     runs = {"full": (Pattern("causal"), KVCache(cfg.n_layers)),
             "lambda": (Pattern("lambda", n_global=n_global, n_local=n_local),
-                       KVCache(cfg.n_layers, n_global=n_global, n_local=n_local))}
+                       KVCache(cfg.n_layers, n_global=n_global, n_local=n_local)),
+            "streaming_llm": (streaming, KVCache.for_pattern(cfg.n_layers, streaming))}
     last = {name: torch.zeros(1, 1, dtype=torch.long, device=device) for name in runs}
     ends = [2 ** k for k in range(10, n_tokens.bit_length()) if 2 ** k <= n_tokens]
     result = {name: {"length": ends, "tokens_per_s": [], "cache_bytes": []} for name in runs}
@@ -236,13 +241,17 @@ def main():
     print(f"the five-seed table       {table:8.1f} TFLOP: {table * 1e12 / peak / 60:.1f} min at the "
           "whole peak")
     d = decode(device, args.decode_to)
-    print("greedy decoding, batch 1, same shape: full KV cache vs Λ cache (n_global 4, n_local 64)")
-    print("  tokens            full tok/s   Λ tok/s   speed-up   full cache MB   Λ cache MB")
+    print("greedy decoding, batch 1, same shape: full KV cache vs Λ cache (n_global 4, n_local 64) "
+          "vs StreamingLLM's (4 sinks, window 60)")
+    print("  tokens            full tok/s   Λ tok/s   speed-up   StreamingLLM tok/s   full cache MB"
+          "   Λ cache MB   StreamingLLM MB")
     ends = d["full"]["length"]
+    names = ("full", "lambda", "streaming_llm")
     for k, (start, n) in enumerate(zip([1] + ends[:-1], ends)):  # the first stretch starts at 1
-        f, lam = (d[name]["tokens_per_s"][k] for name in ("full", "lambda"))
-        fb, lb = (d[name]["cache_bytes"][k] / 2 ** 20 for name in ("full", "lambda"))
-        print(f"  {f'[{start}, {n})':16}{f:12.0f}{lam:10.0f}{lam / f:10.2f}x{fb:16.2f}{lb:13.2f}")
+        f, lam, st = (d[name]["tokens_per_s"][k] for name in names)
+        fb, lb, sb = (d[name]["cache_bytes"][k] / 2 ** 20 for name in names)
+        print(f"  {f'[{start}, {n})':16}{f:12.0f}{lam:10.0f}{lam / f:10.2f}x{st:21.0f}"
+              f"{fb:16.2f}{lb:13.2f}{sb:18.2f}")
     if args.json:
         write_json(args.json, {"device": str(device), "threads": torch.get_num_threads(), **r,
                                "decode": d})

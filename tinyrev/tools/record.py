@@ -163,18 +163,21 @@ def passkey(r: dict) -> str:
 
 
 def bench(r: dict) -> str:
-    """Decoding tokens/s in each stretch of the length, full cache against Λ's, and memory."""
-    full, lam = r["decode"]["full"], r["decode"]["lambda"]
+    """Decoding tokens/s in each stretch of the length, full cache against Λ's and StreamingLLM's
+    bounded ones, and memory."""
+    d = r["decode"]
+    full, lam, stream = d["full"], d["lambda"], d["streaming_llm"]
     # the stretches bench.py times: [1, 1024), then each doubling (not imported from bench.py,
     # which the tests run as a module in this process)
     starts = [1] + full["length"][:-1]
-    body = [[f"[{a}, {n})", f"{f:.0f}", f"{g:.0f}", f"{g / f:.2f}x", f"{fb / 2 ** 20:.2f}",
-             f"{gb / 2 ** 20:.2f}"]
-            for a, n, f, g, fb, gb in zip(starts, full["length"], full["tokens_per_s"],
-                                          lam["tokens_per_s"], full["cache_bytes"],
-                                          lam["cache_bytes"])]
-    return markdown(["tokens", "full tok/s", "Λ tok/s", "speed-up", "full cache MB",
-                     "Λ cache MB"], body)
+    body = [[f"[{a}, {n})", f"{f:.0f}", f"{g:.0f}", f"{g / f:.2f}x", f"{s:.0f}",
+             f"{fb / 2 ** 20:.2f}", f"{gb / 2 ** 20:.2f}", f"{sb / 2 ** 20:.2f}"]
+            for a, n, f, g, s, fb, gb, sb in zip(starts, full["length"], full["tokens_per_s"],
+                                                 lam["tokens_per_s"], stream["tokens_per_s"],
+                                                 full["cache_bytes"], lam["cache_bytes"],
+                                                 stream["cache_bytes"])]
+    return markdown(["tokens", "full tok/s", "Λ tok/s", "speed-up", "StreamingLLM tok/s",
+                     "full cache MB", "Λ cache MB", "StreamingLLM MB"], body)
 
 
 def dynamics_history(r: dict) -> str:
