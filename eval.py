@@ -90,19 +90,25 @@ def parse():
     sym.add_argument("--seed", type=cli.seed, default=0,
                      help="task split and initialization (default: 0)")
     edit = p.add_argument_group("editing task")
-    edit.add_argument("--edits", type=cli.positive_int, help="facts edited, one at a time from "
-                      f"the trained weights (default: {editing.EDITS}, or every fact if fewer)")
+    edit.add_argument("--edits", type=cli.positive_int, help="facts edited (by rome and the "
+                      "fine-tunings one at a time from the trained weights, by rome-sequential "
+                      f"and memit together; default: {editing.EDITS}, or every fact if fewer)")
     edit.add_argument("--layer", type=int,
                       help="the layer whose w2 is edited (default: where the trace points)")
     edit.add_argument("--fact", type=int, help="edit only this fact: 0, 1, ... for the people "
                       "trained name first only")
     edit.add_argument("--new", metavar="TEXT", help="with --fact: its new description, in words "
                       "the run was trained on (default: one made of such words)")
+    edit.add_argument("--method", nargs="+", default=["rome"], metavar="NAME",
+                      help=f"how to edit: {', '.join(editing.EDITORS)}, or all (default: rome)")
+    edit.add_argument("--layers", type=int, nargs=2, metavar=("FIRST", "LAST"),
+                      help="MEMIT: the layers it spreads the edits over (default: every layer)")
     args = p.parse_args()
     decoding = {"form", "beam", "length_penalty", "repetition_penalty", "no_repeat_ngram"}
     reads = {"reversal": {"json", "plot", *decoding}, "length": {"json", "plot", *LENGTH_FLAGS},
              "dynamics": {"json", "plot", "pairs", "both_share", "dim", "seed"},
-             "editing": {"json", "plot", "edits", "layer", "fact", "new"}}[args.task]
+             "editing": {"json", "plot", "edits", "layer", "fact", "new", "method",
+                         "layers"}}[args.task]
     mode = f"with --task {args.task}"
     if args.task == "reversal" and args.prompt is not None:  # prints a completion, saves nothing
         reads, mode = {"prompt", *decoding}, "with --prompt"
@@ -166,8 +172,9 @@ def evaluate_editing(args, device):
     if len(args.runs) > 1:
         raise ValueError(f"--task editing edits one run at a time; got {len(args.runs)}")
     model, data, ckpt = load_run(args.runs[0], device)
-    r = editing.run(model, data, left_to_right(ckpt), n_edits=args.edits,
-                    layer=args.layer, fact=args.fact, new=args.new)
+    methods = list(editing.EDITORS) if args.method == ["all"] else args.method
+    r = editing.run(model, data, left_to_right(ckpt), n_edits=args.edits, layer=args.layer,
+                    fact=args.fact, new=args.new, methods=methods, layers=args.layers)
     r["run"] = args.runs[0]
     print(editing.report(r))
     write_result(args, r)

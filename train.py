@@ -55,6 +55,9 @@ def parse():
                         "experiment-1 format (default: generated facts)")
     source.add_argument("--write-facts", metavar="DIR", type=cli.nonempty,
                         help="write the generated facts to DIR in that format, then stop")
+    p.add_argument("--forget", type=int, metavar="N", help="leave out the training sentences of "
+                   "person N of those trained name first only: a run retrained without one fact "
+                   "(lesson 06; generated facts only)")
     p.add_argument("--jobs", type=cli.positive_int, default=1, help="reversal runs trained at "
                    "once, each in its own process with one thread (default: 1)")
     p.add_argument("--threads", type=cli.positive_int, help="torch threads per run (default: "
@@ -74,7 +77,10 @@ def parse():
     elif args.task == "length":  # causal training (ntp) on the length task's own text
         p.refuse_unused(args, run | {"task", "length", "out"}, "with --task length")
     else:
-        p.refuse_unused(args, run | {"task", "objective", "out", "facts", "jobs"},
+        if args.facts and args.forget is not None:
+            p.error("--forget leaves out one of the generated people; with --facts DIR, delete "
+                    "that person's lines from the folder's training files instead")
+        p.refuse_unused(args, run | {"task", "objective", "out", "facts", "jobs", "forget"},
                         "for the reversal task (it is for --task length)" if args.length else
                         "for the reversal task")
     return args
@@ -123,17 +129,19 @@ def reversal(args, given):
     seeds = list(dict.fromkeys(args.seed or [0]))
     many = len(objectives) * len(seeds) > 1
     facts_files = factsio.read(args.facts) if args.facts else None  # read once, for every run
+    facts_cfg = FactsConfig(forget=args.forget)  # a bad index is refused before any training
+    forgot = "" if args.forget is None else f"-forget{args.forget}"
     if many and args.out and Path(args.out, "table.json").exists():
         raise ValueError(f"{Path(args.out, 'table.json')} already holds a table; give another "
                          "--out (nothing was overwritten)")
     runs = []
     for objective in objectives:
         for seed in seeds:
-            out = Path(args.out or "runs") / f"{objective.name}-s{seed}" if many or not args.out \
-                else Path(args.out)
+            out = Path(args.out or "runs") / f"{objective.name}-s{seed}{forgot}" \
+                if many or not args.out else Path(args.out)
             check_fresh(out, None)  # every run directory is checked before the first trains
             runs.append((objective, seed, str(out)))
-    settings = (given, facts_files, args.device, args.threads)
+    settings = (given, facts_cfg, facts_files, args.device, args.threads)
     if args.jobs == 1:
         results = []
         for objective, seed, out in runs:
@@ -145,11 +153,12 @@ def reversal(args, given):
 
 def train_one(objective, seed, out, settings, progress=False):
     """One reversal run; at module level so that a worker process can be handed it."""
-    given, facts_files, device, threads = settings
+    given, facts_cfg, facts_files, device, threads = settings
     if threads:  # a worker process of --jobs; with one job, main() has set it already
         torch.set_num_threads(threads)
     return train_reversal(objective, out, train_cfg=TrainConfig(**given, seed=seed),
-                          facts_files=facts_files, device=device, progress=progress)
+                          facts_cfg=facts_cfg, facts_files=facts_files, device=device,
+                          progress=progress)
 
 
 def report(r):
@@ -170,8 +179,8 @@ def attempt(job):
 def parallel(runs, settings, jobs):
     """The runs in `jobs` processes, one thread each unless --threads says otherwise; a line per
     run as it finishes; a failed run is named, the others finish."""
-    given, facts_files, device, threads = settings
-    settings = (given, facts_files, device, threads or 1)
+    given, facts_cfg, facts_files, device, threads = settings
+    settings = (given, facts_cfg, facts_files, device, threads or 1)
     results, failed = {}, []
     print(f"training {len(runs)} runs, {jobs} at a time, {threads or 1} thread(s) each")
     # A plain `kill` (SIGTERM) ends Python at once, and the workers would train on, orphaned.

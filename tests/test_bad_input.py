@@ -338,6 +338,12 @@ def reversal_run(tmp_path):
     (["--fact", "0", "--new", "."], ["--new '.' holds no word"]),
     (["--fact", "0", "--new", "the"], ["--new 'the' is the description the run already knows, "
                                        "or its start"]),
+    (["--method", "rome", "knowledge-surgery"], ["--method 'knowledge-surgery'", "memit", "all"]),
+    (["--edits", "3"], ["--edits 3: this run has 2 facts"]),
+    (["--method", "memit", "--edits", "2"], ["--edits 2 edits every fact at once with memit",
+                                             "below 2"]),
+    (["--method", "memit", "--layers", "1", "2"], ["--layers 1 2", "0 to 1"]),
+    (["--method", "memit", "--layers", "1", "0"], ["--layers 1 0", "FIRST <= LAST"]),
 ])
 def test_editing_refuses_what_it_cannot_edit(reversal_run, flags, words, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["eval.py", "--task", "editing", str(reversal_run), *flags])

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from tinyrev import objectives
-from tinyrev.editing import experiment, rome, trace
+from tinyrev.editing import experiment, memit, rome, trace
+from tinyrev.editing.finetune import finetune
 from tinyrev.model import ModelConfig, Transformer
 from tinyrev.reversal.facts import FactsConfig, generate
 
@@ -70,6 +71,57 @@ def test_rank_one_update_maps_k_to_v_and_spares_keys_orthogonal_in_c():
     u = r - (r @ c_inv_k) / (k @ c_inv_k) * k  # uᵀ C⁻¹ k = 0
     torch.testing.assert_close(new @ u, W @ u)
     assert torch.linalg.matrix_rank(new - W) == 1
+
+
+def second_moment(g, n):
+    A = torch.randn(n, 4 * n, generator=g)
+    return A @ A.T / (4 * n) + 0.1 * torch.eye(n)  # symmetric, positive definite
+
+
+def test_memit_with_one_fact_is_romes_update():
+    g = torch.Generator().manual_seed(0)
+    W, C = torch.randn(4, 6, generator=g), second_moment(g, 6)
+    k, v = torch.randn(6, generator=g), torch.randn(4, generator=g)
+    torch.testing.assert_close(memit.batch_update(W, k[:, None], (v - W @ k)[:, None], C),
+                               rome.rank_one_update(W, k, v, C))
+
+
+def test_memit_moves_every_key_by_its_target_and_spares_keys_orthogonal_in_c():
+    g = torch.Generator().manual_seed(1)
+    W, C = torch.randn(6, 8, generator=g), second_moment(g, 8)
+    K, R = torch.randn(8, 5, generator=g), torch.randn(6, 5, generator=g)
+    new = memit.batch_update(W, K, R, C)
+    assert ((new - W) @ K - R).abs().max() < 1e-4  # the least-squares residual on the edits
+    x = torch.randn(8, generator=g)
+    C_inv_K = torch.linalg.solve(C, K)
+    u = x - K @ torch.linalg.solve(K.T @ C_inv_K, C_inv_K.T @ x)  # Kᵀ C⁻¹ u = 0
+    assert (C_inv_K.T @ u).abs().max() < 1e-4
+    torch.testing.assert_close(new @ u, W @ u, atol=1e-4, rtol=1e-4)
+    assert torch.linalg.matrix_rank(new - W) == 5  # one direction per edited key
+
+
+@pytest.mark.needs("01", "02", "03")
+def test_memit_over_one_layer_writes_what_rome_writes():
+    req = rome.Request([QUESTION, [1, 9, 2, 3, 4, 5]], [3, 3], ANSWER)
+    C = second_moment(torch.Generator().manual_seed(2), tiny().blocks[1].ffn.w2.in_features)
+    by_rome, by_memit = tiny(), tiny()
+    rome.edit(by_rome, NTP, 1, C, req)
+    memit.edit_many(by_memit, NTP, [1], {1: C}, [req])
+    torch.testing.assert_close(by_memit.blocks[1].ffn.w2.weight, by_rome.blocks[1].ffn.w2.weight,
+                               atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.needs("01")
+@pytest.mark.parametrize("layer_only", [True, False])
+def test_finetuning_moves_only_the_weights_it_is_given(layer_only):
+    model, start = tiny(), tiny().state_dict()
+    w2 = model.blocks[1].ffn.w2.weight
+    finetune(model, [QUESTION + ANSWER] * 2, [w2] if layer_only else list(model.parameters()),
+             steps=3)
+    moved = {k for k, v in model.state_dict().items() if not torch.equal(v, start[k])}
+    assert "blocks.1.ffn.w2.weight" in moved
+    assert moved == {"blocks.1.ffn.w2.weight"} if layer_only else len(moved) > 10
+    assert all(p.requires_grad for p in model.parameters()) and not model.training
 
 
 @pytest.mark.tools

@@ -51,9 +51,23 @@ def test_generation_is_deterministic_and_seeded():
     assert a.people != c.people
 
 
+def test_a_forgotten_person_is_in_the_tests_only(data):
+    """Retraining without a fact (lesson 06): person 3's training sentences are gone, nothing
+    else changes, and the tests still ask about them."""
+    forgot = generate(FactsConfig(forget=3))
+    name = forgot.people["p2d"][3][0]
+    decode = forgot.tokenizer.decode
+    assert not [e for e in forgot.train if name in decode(e.ids)]
+    assert len(data.train) - len(forgot.train) == 30
+    assert [it.prompt for it in forgot.tests["N2D"]] == [it.prompt for it in data.tests["N2D"]]
+    assert forgot.tokenizer.words == data.tokenizer.words  # the tests still name them
+
+
 @pytest.mark.parametrize("kw, message", [
     ({"n_per_subset": 0}, "n_per_subset must be an integer >= 1"),
     ({"n_train_templates": 40, "n_test_templates": 10}, "generator has 48"),
+    ({"forget": 30}, "forget=30: give the index of a person trained name first only, 0 to 29"),
+    ({"forget": True}, "forget=True"),
 ])
 def test_bad_sizes_are_named(kw, message):
     with pytest.raises(ValueError, match=message):

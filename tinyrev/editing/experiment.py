@@ -4,10 +4,13 @@ Covers: the facts (the people of a run on generated facts who were trained name 
 their prompts: training-style (the run's own training sentences cut before the description),
 held-out paraphrases (the N2D test) and reversed (the N2D-reverse test, description first); a new
 description per person made of words the model knows (this person's adjective and role, another
-person's place); the trace table averaged over facts; the edits, each from the trained weights,
-and what they change: efficacy, paraphrase, specificity and reverse, for the new fact and the old.
-Leaves out: tracing and editing themselves (trace.py, rome.py); facts read from files (who is who
-is known only for generated facts); runs of objectives that ask by infilling or by prefix.
+person's place); the trace table averaged over facts; the edits by each method (`EDITORS`: ROME
+and fine-tuning one fact at a time from the trained weights, ROME one after another and MEMIT all
+at once) and what they change: efficacy, paraphrase, specificity and reverse, for the new fact
+and the old.
+Leaves out: tracing and the editing methods themselves (trace.py, rome.py, memit.py,
+finetune.py); facts read from files (who is who is known only for generated facts); runs of
+objectives that ask by infilling or by prefix.
 """
 
 from dataclasses import dataclass
@@ -16,9 +19,10 @@ import torch
 
 from ..model import generate
 from ..tokenizer import is_punctuation, split_words
-from . import rome, trace
+from . import memit, rome, trace
+from .finetune import finetune
 
-EDITS = 20  # facts edited by default, one at a time
+EDITS = 20  # facts edited by default
 EDIT_PROMPTS = 5  # training-style prompts a key is averaged over and a value is fitted on
 SHARED = 1  # every description opens with "the": the words after it say who
 MEASURE_PROMPTS = 10  # training-style prompts an edit's efficacy is measured on
@@ -34,6 +38,7 @@ class Fact:
     prompts: list           # training-style prompts: [BOS] opener name link
     paraphrases: list       # held-out prompts of the same direction
     reverse: list           # description-first prompts asking for the name (the old description)
+    tail: list              # what ends a training sentence after its description ("." [EOS])
 
 
 def find(seq: list, part: list) -> int:
@@ -54,12 +59,12 @@ def facts_of(data) -> list:
         places = [d.rsplit(" ", 1)[1] for _, d in people[i + 1:] + people[:i]]
         new = next(f"{start} {p}" for p in places if f"{start} {p}" not in taken)
         n, d = encode(name), encode(desc)
-        prompts = [e.ids[:e.prompt_len].tolist() for e in data.train
-                   if e.ids[e.prompt_len:e.prompt_len + len(d)].tolist() == d
-                   and find(e.ids[:e.prompt_len].tolist(), n) >= 0]
-        out.append(Fact(n, d, encode(new), prompts,
+        own = [e for e in data.train if e.ids[e.prompt_len:e.prompt_len + len(d)].tolist() == d
+               and find(e.ids[:e.prompt_len].tolist(), n) >= 0]
+        out.append(Fact(n, d, encode(new), [e.ids[:e.prompt_len].tolist() for e in own],
                         [it.prompt for it in data.tests["N2D"] if it.target == d],
-                        [it.prompt for it in data.tests["N2D-reverse"] if it.target == n]))
+                        [it.prompt for it in data.tests["N2D-reverse"] if it.target == n],
+                        own[0].ids[own[0].prompt_len + len(d):].tolist()))
     return out
 
 
@@ -109,44 +114,87 @@ def edit_layer(table: torch.Tensor) -> int:
     return int((ffn >= 0.5).nonzero()[0, 0]) if (ffn >= 0.5).any() else int(ffn.argmax())
 
 
-def measure_edits(model, objective, data, facts: list, n_edits: int, layer: int) -> dict:
-    """Edit each of the first `n_edits` facts from the trained weights, measure, put them back.
+def common_prompts(f: Fact) -> list:
+    """Up to EDIT_PROMPTS of f's training-style prompts, all of its commonest length, so that
+    fitting a value or fine-tuning is one batch a step."""
+    lengths = [len(p) for p in f.prompts]
+    common = max(set(lengths), key=lengths.count)
+    return [p for p in f.prompts if len(p) == common][:EDIT_PROMPTS]
 
-    {"new": {efficacy, paraphrase, specificity, reverse}, "old": {the same},
-    "new_unedited": {the same for the new description, asked of the unedited model: the control
-    that says what the edit itself did}}, fractions averaged over the edits. Specificity: the
-    share of the other facts whose first training-style prompt is answered as before the edit,
-    right or wrong (one figure, shown under new and old; 1 for the unedited model).
+
+def request(f: Fact) -> rome.Request:
+    """The edit of f as ROME and MEMIT ask it. The key is the last token before the first word
+    that changes ("of", before the place); the answer is the new description from there."""
+    same = next((j for j, (a, b) in enumerate(zip(f.old, f.new)) if a != b),
+                min(len(f.old), len(f.new)))
+    prompts = [p + f.new[:same] for p in common_prompts(f)]
+    return rome.Request(prompts, [len(p) - 1 for p in prompts], f.new[same:])
+
+
+def tuned(layer_only: bool):
+    """Fine-tuning on the new fact's sentences (its prompts, the new description, the training
+    sentence's end), every weight free or only w2 at the edited layer."""
+    def edit(model, objective, facts, layer, layers, Cs):
+        params = [model.blocks[layer].ffn.w2.weight] if layer_only else list(model.parameters())
+        finetune(model, [p + f.new + f.tail for f in facts for p in common_prompts(f)], params)
+    return edit
+
+
+def rome_each(model, objective, facts, layer, layers, Cs):
+    for f in facts:
+        rome.edit(model, objective, layer, Cs[layer], request(f))
+
+
+EDITORS = {  # name: (edits written together: one, or all; how)
+    "rome": ("one", rome_each),
+    "finetune": ("one", tuned(layer_only=False)),
+    "finetune-layer": ("one", tuned(layer_only=True)),
+    "rome-sequential": ("all", rome_each),
+    "memit": ("all", lambda model, objective, facts, layer, layers, Cs: memit.edit_many(
+        model, objective, layers, Cs, [request(f) for f in facts])),
+}
+
+
+def measure_edits(model, objective, data, facts: list, n_edits: int, layer: int,
+                  methods=("rome",), layers=None) -> dict:
+    """Edit the first `n_edits` facts by each method, measure, put the trained weights back.
+
+    A method that writes one edit at a time starts each from the trained weights; the others
+    write all n_edits together. {"methods": {name: {"new": {efficacy, paraphrase, specificity,
+    reverse}, "old": {the same}}}, "new_unedited": {the same for the new description, asked of
+    the unedited model: the control that says what an edit itself did}}, fractions averaged over
+    the edits. Specificity: the share of the facts not edited whose first training-style prompt
+    is answered as before, right or wrong (1 for the unedited model). ROME and fine-tuning of
+    one layer edit `layer`; MEMIT spreads over `layers` (default: `layer` alone; `run` gives
+    every layer).
     """
-    w2 = model.blocks[layer].ffn.w2
-    W = w2.weight.detach().clone()
-    C = rome.second_moment(model, layer, [e.ids.tolist() for e in data.train])
+    layers = layers or [layer]
+    Cs = {l: rome.second_moment(model, l, [e.ids.tolist() for e in data.train])
+          for l in sorted({layer, *layers})}
+    trained = {k: v.clone() for k, v in model.state_dict().items()}
     firsts = [f.prompts[0] for f in facts]
     n = max(len(f.old) for f in facts)
     before = greedy(model, objective, firsts, n)
-    sums = {side: dict.fromkeys(("efficacy", "paraphrase", "specificity", "reverse"), 0.0)
-            for side in ("new", "old", "new_unedited")}
-    for i, f in enumerate(facts[:n_edits]):
-        score(sums["new_unedited"], model, objective, f, f.new, 1.0)  # the control
-        # the key: the last token before the first word that changes ("of", before the place);
-        # the prompts of the commonest length, so that fitting the value is one batch a step
-        lengths = [len(p) for p in f.prompts]
-        common = max(set(lengths), key=lengths.count)
-        same = next((j for j, (a, b) in enumerate(zip(f.old, f.new)) if a != b),
-                    min(len(f.old), len(f.new)))
-        prompts = [p + f.new[:same] for p in f.prompts if len(p) == common][:EDIT_PROMPTS]
-        last = [len(p) - 1 for p in prompts]
-        k = rome.keys(model, layer, prompts, last).mean(0)
-        v = rome.target_value(model, objective, layer, prompts, last, f.new[same:], k)
-        with torch.no_grad():
-            w2.weight.copy_(rome.rank_one_update(W, k, v, C))
-        after = greedy(model, objective, firsts, n)
-        unchanged = sum(a == b for j, (a, b) in enumerate(zip(before, after)) if j != i)
-        for side, desc in (("new", f.new), ("old", f.old)):
-            score(sums[side], model, objective, f, desc, unchanged / (len(facts) - 1))
-        with torch.no_grad():
-            w2.weight.copy_(W)
-    return {side: {k: v / n_edits for k, v in got.items()} for side, got in sums.items()}
+    control = dict.fromkeys(("efficacy", "paraphrase", "specificity", "reverse"), 0.0)
+    for f in facts[:n_edits]:
+        score(control, model, objective, f, f.new, 1.0)
+    out = {"methods": {}, "new_unedited": {k: v / n_edits for k, v in control.items()}}
+    for method in methods:
+        together, edit = EDITORS[method]
+        groups = [[i] for i in range(n_edits)] if together == "one" else [list(range(n_edits))]
+        sums = {side: dict.fromkeys(control, 0.0) for side in ("new", "old")}
+        for group in groups:
+            edit(model, objective, [facts[i] for i in group], layer, layers, Cs)
+            after = greedy(model, objective, firsts, n)
+            others = [j for j in range(len(facts)) if j not in group]
+            kept = sum(after[j] == before[j] for j in others) / len(others)
+            for i in group:
+                for side, desc in (("new", facts[i].new), ("old", facts[i].old)):
+                    score(sums[side], model, objective, facts[i], desc, kept)
+            model.load_state_dict(trained)
+        out["methods"][method] = {side: {k: v / n_edits for k, v in got.items()}
+                                  for side, got in sums.items()}
+    return out
 
 
 def score(got: dict, model, objective, f: Fact, desc: list, specificity: float):
@@ -168,10 +216,21 @@ def replaced(seq: list, old: list, new: list) -> list:
 
 
 def run(model, data, objective, *, n_edits: int | None = None, layer: int | None = None,
-        fact: int | None = None, new: str | None = None) -> dict:
+        fact: int | None = None, new: str | None = None, methods=("rome",),
+        layers: tuple | None = None) -> dict:
     """Trace the facts, then edit `n_edits` of them (default: EDITS, or every fact if fewer; or
-    only fact `fact`, to `new` if given) at `layer` (default: where the trace points). Returns
-    what `--json` writes."""
+    only fact `fact`, to `new` if given) by each of `methods` at `layer` (default: where the
+    trace points), MEMIT over `layers` (first, last) (default: every layer). Returns what
+    `--json` writes."""
+    unknown = [m for m in methods if m not in EDITORS]
+    if unknown:
+        raise ValueError(f"--method {unknown[0]!r} is not an editing method; choose from "
+                         f"{', '.join(EDITORS)}, or all")
+    last = len(model.blocks) - 1
+    first_last = (0, last) if layers is None else tuple(layers)
+    if not 0 <= first_last[0] <= first_last[1] <= last:
+        raise ValueError(f"--layers {first_last[0]} {first_last[1]} is not a range of this "
+                         f"model's layers: give FIRST <= LAST, both in 0 to {last}")
     if objective.form != "causal":
         raise ValueError(f"lesson 06 edits runs asked left to right (ntp and reverse; bico and "
                          f"bico-entity asked causally); {objective.name!r} is asked "
@@ -205,6 +264,11 @@ def run(model, data, objective, *, n_edits: int | None = None, layer: int | None
     n_edits = min(EDITS, len(facts)) if n_edits is None else n_edits
     if not 1 <= n_edits <= len(facts):
         raise ValueError(f"--edits {n_edits}: this run has {len(facts)} facts to edit")
+    together = [m for m in methods if EDITORS[m][0] == "all"]
+    if together and n_edits == len(facts):
+        raise ValueError(f"--edits {n_edits} edits every fact at once with {together[0]}, which "
+                         f"leaves none to measure specificity on; give --edits below "
+                         f"{len(facts)}")
     table = trace_table(model, objective, facts)
     layer = edit_layer(table) if layer is None else layer
     best_layer, component, column = (int(i) for i in torch.unravel_index(table.argmax(),
@@ -213,10 +277,12 @@ def run(model, data, objective, *, n_edits: int | None = None, layer: int | None
     return {"task": "editing", "objective": objective.name, "columns": list(COLUMNS),
             "trace": {c: table[:, k].tolist() for k, c in enumerate(trace.COMPONENTS)},
             "trace_best_recovery": table.max().item(), "trace_best": best, "layer": layer,
+            "memit_layers": list(range(first_last[0], first_last[1] + 1)),
             "n_edits": n_edits, "edited": [data.tokenizer.decode(f.name) + ": " +
                                            data.tokenizer.decode(f.old) + " -> " +
                                            data.tokenizer.decode(f.new) for f in facts[:n_edits]],
-            **measure_edits(model, objective, data, facts, n_edits, layer)}
+            **measure_edits(model, objective, data, facts, n_edits, layer, methods,
+                            list(range(first_last[0], first_last[1] + 1)))}
 
 
 def report(r: dict) -> str:
@@ -229,12 +295,13 @@ def report(r: dict) -> str:
     layer, column, component = r["trace_best"]
     lines += [f"best: {r['trace_best_recovery']:.2f}, restoring the {component} at layer {layer}, "
               f"{column}", "",
-              f"{r['n_edits']} edit(s), each a rank-one update of w2 at layer {r['layer']}, from "
-              f"the trained weights; e.g. {r['edited'][0]}",
-              " " * 14 + "".join(k.rjust(14) for k in r["new"])]
-    rows = (("new", "new fact"), ("old", "old fact"), ("new_unedited", "new, unedited"))
-    for side, label in rows:
-        lines.append(label.ljust(14) + "".join(f"{100 * v:13.0f}%" for v in r[side].values()))
+              f"{r['n_edits']} edit(s) at layer {r['layer']} (MEMIT: layers "
+              f"{', '.join(map(str, r['memit_layers']))}); e.g. {r['edited'][0]}",
+              " " * 30 + "".join(k.rjust(14) for k in r["new_unedited"])]
+    rows = [(f"{m}, {side} fact", got[side]) for m, got in r["methods"].items()
+            for side in ("new", "old")] + [("new fact, unedited model", r["new_unedited"])]
+    for label, got in rows:
+        lines.append(label.ljust(30) + "".join(f"{100 * v:13.0f}%" for v in got.values()))
     return "\n".join(lines)
 
 

@@ -12,9 +12,12 @@ so that W' k* = v* exactly, and a key u with uᵀ C⁻¹ k* = 0 is mapped as bef
 Covers: collecting keys with a hook on w2's input, C, k* (the mean over a few prompts that name
 the person), v* (W k* plus an offset fitted by a few gradient steps so that the prompts are
 answered with the new description) and the update.
-Leaves out: MEMIT (many facts in one update) and ROME's KL term that keeps the rest of what the
-model says about the person; choosing facts and measuring an edit (experiment.py).
+`edit` puts the pieces together for one request. Leaves out: many facts in one update (memit.py),
+ROME's KL term that keeps the rest of what the model says about the person; choosing facts and
+measuring an edit (experiment.py).
 """
+
+from dataclasses import dataclass
 
 import torch
 
@@ -22,11 +25,26 @@ from ..reversal.evaluate import answer_logprob
 from .trace import component
 
 
+@dataclass(frozen=True)
+class Request:
+    """One fact to write: prompts of one length (lists of ids) whose token at `last[i]` holds the
+    key, and the answer that must follow each of them."""
+    prompts: list
+    last: list
+    answer: list
+
+
 @torch.no_grad()
-def hidden(model, layer: int, ids: torch.Tensor) -> torch.Tensor:
-    """(B, T, hidden): w2's input at layer `layer` for equally long sequences `ids` (B, T)."""
+def hidden(model, layer: int, ids: torch.Tensor, at: str = "key") -> torch.Tensor:
+    """(B, T, width) at layer `layer` for equally long sequences `ids` (B, T): w2's input (at
+    "key", the hidden activation ROME edits) or the block's output (at "residual", where MEMIT
+    sets its targets)."""
     out = []
-    handle = model.blocks[layer].ffn.w2.register_forward_hook(lambda m, a, y: out.append(a[0]))
+    if at == "key":
+        handle = model.blocks[layer].ffn.w2.register_forward_hook(lambda m, a, y: out.append(a[0]))
+    else:
+        handle = component(model, layer, "residual").register_forward_hook(
+            lambda m, a, y: out.append(y))
     try:
         model(ids.to(model.embed.weight.device))
     finally:
@@ -42,12 +60,12 @@ def by_length(sequences: list) -> dict:
     return groups
 
 
-def keys(model, layer: int, sequences: list, positions: list) -> torch.Tensor:
-    """(len(sequences), hidden): w2's input at layer `layer`, in sequence i at token
-    positions[i], each sequence read under the causal mask."""
+def keys(model, layer: int, sequences: list, positions: list, at: str = "key") -> torch.Tensor:
+    """(len(sequences), width): `hidden` at layer `layer`, in sequence i at token positions[i],
+    each sequence read under the causal mask."""
     out = [None] * len(sequences)
     for group in by_length(sequences).values():
-        h = hidden(model, layer, torch.tensor([sequences[i] for i in group]))
+        h = hidden(model, layer, torch.tensor([sequences[i] for i in group]), at)
         for row, i in enumerate(group):
             out[i] = h[row, positions[i]]
     return torch.stack(out)
@@ -96,3 +114,13 @@ def target_value(model, objective, layer: int, prompts: list, last: list, answer
         (delta.grad,) = torch.autograd.grad(loss / len(prompts), delta)  # not the model's
         opt.step()
     return (W @ k + delta).detach()
+
+
+def edit(model, objective, layer: int, C: torch.Tensor, request: Request):
+    """Write `request` into w2 at `layer` as the weights stand now: k* the mean key over its
+    prompts, v* fitted, then the rank-one update."""
+    k = keys(model, layer, request.prompts, request.last).mean(0)
+    v = target_value(model, objective, layer, request.prompts, request.last, request.answer, k)
+    w2 = model.blocks[layer].ffn.w2
+    with torch.no_grad():
+        w2.weight.copy_(rank_one_update(w2.weight, k, v, C))

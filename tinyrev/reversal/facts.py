@@ -53,12 +53,17 @@ class FactsConfig:
     n_train_templates: int = 30   # paraphrases per direction used for training
     n_test_templates: int = 10    # held-out paraphrases per direction used for testing
     seed: int = 0
+    forget: int | None = None     # a p2d person whose training sentences are left out (lesson 06)
 
     def __post_init__(self):
         for name in ("n_per_subset", "n_train_templates", "n_test_templates"):
             check_int(name, getattr(self, name))
         if self.n_per_subset < 2:
             raise ValueError("n_per_subset must be >= 2: the log-prob margin compares two people")
+        if self.forget is not None and (isinstance(self.forget, bool) or not isinstance(
+                self.forget, int) or not 0 <= self.forget < self.n_per_subset):
+            raise ValueError(f"forget={self.forget!r}: give the index of a person trained name "
+                             f"first only, 0 to {self.n_per_subset - 1}")
         most = len(OPENERS) * min(len(NAME_FIRST_LINKS), len(DESC_FIRST_LINKS))
         if self.n_train_templates + self.n_test_templates > most:
             raise ValueError(f"{self.n_train_templates} + {self.n_test_templates} templates "
@@ -178,6 +183,8 @@ def generate_records(cfg: FactsConfig = FactsConfig()) -> dict:
         """`opener first link` -> ` second .`; with `wrong`, the next person's second entity."""
         out, group = [], people[subset]
         for i, (name, desc) in enumerate(group):
+            if (subset, split, i) == ("p2d", 0, cfg.forget):
+                continue  # retrained without this fact: its person appears in the tests only
             first, second = (name, desc) if name_first_order else (desc, name)
             if wrong:  # the next person: never oneself
                 second = group[(i + 1) % len(group)][1 if name_first_order else 0]

@@ -229,16 +229,37 @@ def trace(r: dict) -> str:
 
 
 def edits(*runs: dict) -> str:
-    """What the rank-one edits change, per run: the new fact, the old one, and the new one asked
-    of the unedited model (%)."""
+    """What ROME's edits, one at a time, change, per run: the new fact, the old one, and the new
+    one asked of the unedited model (%)."""
     sides = (("new", "new"), ("old", "old"), ("new_unedited", "new, asked of the unedited model"))
-    measures = list(runs[0]["new"])
+    measures = list(runs[0]["new_unedited"])
+    got = lambda r, side: r["new_unedited"] if side == "new_unedited" else r["methods"]["rome"][side]
     # nothing was edited in the control, so there is no specificity to speak of
-    shown = lambda r, side, m: m in r[side] and (side, m) != ("new_unedited", "specificity")
+    shown = lambda side, m: (side, m) != ("new_unedited", "specificity")
     body = [[f"{r['objective']} (layer {r['layer']}, {r['n_edits']} edits)", label,
-             *(f"{100 * r[side][m]:.0f}" if shown(r, side, m) else "—" for m in measures)]
+             *(f"{100 * got(r, side)[m]:.0f}" if shown(side, m) else "—" for m in measures)]
             for r in runs for side, label in sides]
     return markdown(["run", "fact", *measures], body)
+
+
+def edit_methods(*runs: dict) -> str:
+    """Every editing method on each objective's runs, each cell "seed 0 / seed 1" (%): the new
+    fact's four measures, then the old fact forwards and backwards. `runs` come in seed pairs."""
+    pairs = [runs[i:i + 2] for i in range(0, len(runs), 2)]
+    body = []
+    for pair in pairs:
+        run = f"{pair[0]['objective']} (layer {' / '.join(str(r['layer']) for r in pair)})"
+        for method in pair[0]["methods"]:
+            def cell(side, m):
+                return " / ".join(f"{100 * r['methods'][method][side][m]:.0f}" for r in pair)
+            body.append([run, method, *(cell("new", m) for m in pair[0]["new_unedited"]),
+                         cell("old", "efficacy"), cell("old", "reverse")])
+        unedited = [" / ".join(f"{100 * r['new_unedited'][m]:.0f}" for r in pair)
+                    for m in ("efficacy", "paraphrase")]
+        reverse = " / ".join(f"{100 * r['new_unedited']['reverse']:.0f}" for r in pair)
+        body.append([run, "none (the unedited model)", *unedited, "—", reverse, "—", "—"])
+    return markdown(["run", "method", "efficacy", "paraphrase", "specificity", "reverse",
+                     "old fact kept", "old fact, reverse"], body)
 
 
 TABLES = {  # NAME: (the record files it is drawn from, how)
@@ -261,6 +282,8 @@ TABLES = {  # NAME: (the record files it is drawn from, how)
     "trace-ntp": (("editing-ntp.json",), trace),
     "trace-bico-entity": (("editing-bico-entity.json",), trace),
     "edits": (("editing-ntp.json", "editing-bico-entity.json"), edits),
+    "edit-methods": (("editing-ntp.json", "editing-ntp-s1.json", "editing-bico-entity.json",
+                      "editing-bico-entity-s1.json"), edit_methods),
 }
 
 

@@ -1,0 +1,54 @@
+"""MEMIT (Meng et al. 2023): many facts written at once, spread over a range of feed-forward layers.
+
+ROME asks one key k* to give one value exactly. MEMIT asks the outputs of n keys
+K = [k₁ … kₙ] (hidden, n) to change by R = [r₁ … rₙ] (dim, n) at once, and every other key's as
+little as possible, weighted by how keys are spread (C = E[k kᵀ]). The least-squares answer,
+with the edits as constraints:
+
+    ΔW = R (Kᵀ C⁻¹ K)⁻¹ Kᵀ C⁻¹          so that ΔW K = R, and ΔW u = 0 when Kᵀ C⁻¹ u = 0.
+
+With one fact, (kᵀC⁻¹k)⁻¹ is a number and this is ROME's update exactly. Over layers l₁ < … < l_L,
+MEMIT fits each fact's target at the *output* of the last layer (z = its residual there plus a
+fitted shift, found as ROME finds v*), then edits the layers in order: at each, it reads what is
+still missing at the top, z − (the residual now), and gives this layer its share, one over the
+number of layers left, so the change is spread instead of piled onto one matrix.
+Covers: `batch_update` (the formula above) and `edit_many` (the layers in order).
+Leaves out: the weight λ of MEMIT's paper, ΔW = R Kᵀ(λC + KKᵀ)⁻¹ = R (λI + KᵀC⁻¹K)⁻¹ KᵀC⁻¹,
+which trades exactness on the edits for less change elsewhere (tinyrev takes λ → 0 and keeps
+the edits exact, as ROME does); ROME itself (rome.py) and measuring (experiment.py).
+"""
+
+import torch
+
+from . import rome
+
+
+def batch_update(W: torch.Tensor, K: torch.Tensor, R: torch.Tensor, C: torch.Tensor):
+    """W + R (KᵀC⁻¹K)⁻¹ KᵀC⁻¹ for keys K (hidden, n) and wanted changes R (dim, n), in fp64
+    (the n × n system is as ill-conditioned as the keys are alike)."""
+    # BEGIN SOLUTION lesson06: MEMIT's batch update, every key moved by its column of R
+    C_inv_K = torch.linalg.solve(C.double(), K.double())          # (hidden, n)
+    A = torch.linalg.solve(K.double().T @ C_inv_K, C_inv_K.T)     # (KᵀC⁻¹K)⁻¹ KᵀC⁻¹, (n, hidden)
+    return W + (R.double() @ A).to(W.dtype)
+    # END SOLUTION
+
+
+def edit_many(model, objective, layers: list, Cs: dict, requests: list):
+    """Write every request at once over `layers` (ascending), C per layer in `Cs`."""
+    top = layers[-1]
+    W_top = model.blocks[top].ffn.w2.weight
+    residuals, shifts = [], []
+    for r in requests:  # each fact's target at the top layer's output: now, plus a fitted shift
+        k = rome.keys(model, top, r.prompts, r.last).mean(0)
+        v = rome.target_value(model, objective, top, r.prompts, r.last, r.answer, k)
+        shifts.append(v - W_top.detach() @ k)
+        residuals.append(rome.keys(model, top, r.prompts, r.last, at="residual").mean(0))
+    targets = torch.stack(residuals) + torch.stack(shifts)  # (n, dim)
+    for i, layer in enumerate(layers):
+        K = torch.stack([rome.keys(model, layer, r.prompts, r.last).mean(0) for r in requests])
+        now = torch.stack([rome.keys(model, top, r.prompts, r.last, at="residual").mean(0)
+                           for r in requests])
+        w2 = model.blocks[layer].ffn.w2
+        with torch.no_grad():
+            w2.weight.copy_(batch_update(w2.weight, K.T, (targets - now).T / (len(layers) - i),
+                                         Cs[layer]))
