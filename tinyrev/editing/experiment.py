@@ -141,8 +141,13 @@ def tuned(layer_only: bool):
 
 
 def rome_each(model, objective, facts, layer, layers, Cs):
+    """ROME's edits one after another, each on the weights as the previous one left them."""
     for f in facts:
         rome.edit(model, objective, layer, Cs[layer], request(f))
+
+
+def memit_together(model, objective, facts, layer, layers, Cs):
+    memit.edit_many(model, objective, layers, Cs, [request(f) for f in facts])
 
 
 EDITORS = {  # name: (edits written together: one, or all; how)
@@ -150,8 +155,7 @@ EDITORS = {  # name: (edits written together: one, or all; how)
     "finetune": ("one", tuned(layer_only=False)),
     "finetune-layer": ("one", tuned(layer_only=True)),
     "rome-sequential": ("all", rome_each),
-    "memit": ("all", lambda model, objective, facts, layer, layers, Cs: memit.edit_many(
-        model, objective, layers, Cs, [request(f) for f in facts])),
+    "memit": ("all", memit_together),
 }
 
 
