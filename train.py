@@ -55,6 +55,9 @@ def parse():
                         "experiment-1 format (default: generated facts)")
     source.add_argument("--write-facts", metavar="DIR", type=cli.nonempty,
                         help="write the generated facts to DIR in that format, then stop")
+    p.add_argument("--people", type=int, metavar="N", help="generated people in each of the three "
+                   f"groups (default: {FactsConfig.n_per_subset}); lesson 06 edits 100 at once "
+                   "with 120")
     p.add_argument("--forget", type=int, metavar="N", help="leave out the training sentences of "
                    "person N of those trained name first only: a run retrained without one fact "
                    "(lesson 06; generated facts only)")
@@ -77,10 +80,13 @@ def parse():
     elif args.task == "length":  # causal training (ntp) on the length task's own text
         p.refuse_unused(args, run | {"task", "length", "out"}, "with --task length")
     else:
+        if args.facts and args.people is not None:
+            p.error("--people sets how many people are generated; --facts DIR brings its own")
         if args.facts and args.forget is not None:
             p.error("--forget leaves out one of the generated people; with --facts DIR, delete "
                     "that person's lines from the folder's training files instead")
-        p.refuse_unused(args, run | {"task", "objective", "out", "facts", "jobs", "forget"},
+        p.refuse_unused(args, run | {"task", "objective", "out", "facts", "jobs", "people",
+                                     "forget"},
                         "for the reversal task (it is for --task length)" if args.length else
                         "for the reversal task")
     return args
@@ -129,15 +135,17 @@ def reversal(args, given):
     seeds = list(dict.fromkeys(args.seed or [0]))
     many = len(objectives) * len(seeds) > 1
     facts_files = factsio.read(args.facts) if args.facts else None  # read once, for every run
-    facts_cfg = FactsConfig(forget=args.forget)  # a bad index is refused before any training
-    forgot = "" if args.forget is None else f"-forget{args.forget}"
+    people = {} if args.people is None else {"n_per_subset": args.people}
+    facts_cfg = FactsConfig(**people, forget=args.forget)  # bad values refused before training
+    variant = "" if args.people is None else f"-people{args.people}"
+    variant += "" if args.forget is None else f"-forget{args.forget}"
     if many and args.out and Path(args.out, "table.json").exists():
         raise ValueError(f"{Path(args.out, 'table.json')} already holds a table; give another "
                          "--out (nothing was overwritten)")
     runs = []
     for objective in objectives:
         for seed in seeds:
-            out = Path(args.out or "runs") / f"{objective.name}-s{seed}{forgot}" \
+            out = Path(args.out or "runs") / f"{objective.name}-s{seed}{variant}" \
                 if many or not args.out else Path(args.out)
             check_fresh(out, None)  # every run directory is checked before the first trains
             runs.append((objective, seed, str(out)))
