@@ -86,6 +86,17 @@ def test_memit_with_one_fact_is_romes_update():
                                rome.rank_one_update(W, k, v, C))
 
 
+def test_memits_weight_shrinks_a_single_edit_by_its_share():
+    """With λ > 0 and one fact the update is ROME's times kᵀC⁻¹k / (λ + kᵀC⁻¹k)."""
+    g = torch.Generator().manual_seed(3)
+    W, C = torch.randn(4, 6, generator=g), second_moment(g, 6)
+    k, v = torch.randn(6, generator=g), torch.randn(4, generator=g)
+    share = k @ torch.linalg.solve(C, k)
+    rome_delta = rome.rank_one_update(W, k, v, C) - W
+    memit_delta = memit.batch_update(W, k[:, None], (v - W @ k)[:, None], C, lam=2.0) - W
+    torch.testing.assert_close(memit_delta, rome_delta * share / (2.0 + share))
+
+
 def test_memit_moves_every_key_by_its_target_and_spares_keys_orthogonal_in_c():
     g = torch.Generator().manual_seed(1)
     W, C = torch.randn(6, 8, generator=g), second_moment(g, 8)
@@ -106,7 +117,7 @@ def test_memit_over_one_layer_writes_what_rome_writes():
     C = second_moment(torch.Generator().manual_seed(2), tiny().blocks[1].ffn.w2.in_features)
     by_rome, by_memit = tiny(), tiny()
     rome.edit(by_rome, NTP, 1, C, req)
-    memit.edit_many(by_memit, NTP, [1], {1: C}, [req])
+    memit.edit_many(by_memit, NTP, [1], {1: C}, [req], lam_per_width=0.0)
     torch.testing.assert_close(by_memit.blocks[1].ffn.w2.weight, by_rome.blocks[1].ffn.w2.weight,
                                atol=1e-5, rtol=1e-4)
 

@@ -244,7 +244,8 @@ def edits(*runs: dict) -> str:
 
 def edit_methods(*runs: dict) -> str:
     """Every editing method on each objective's runs, each cell "seed 0 / seed 1" (%): the new
-    fact's four measures, then the old fact forwards and backwards. `runs` come in seed pairs."""
+    fact's four measures, then the old fact forwards and backwards. `runs` come in seed pairs
+    (or alone: one run, one value a cell)."""
     pairs = [runs[i:i + 2] for i in range(0, len(runs), 2)]
     body = []
     for pair in pairs:
@@ -284,6 +285,7 @@ TABLES = {  # NAME: (the record files it is drawn from, how)
     "edits": (("editing-ntp.json", "editing-bico-entity.json"), edits),
     "edit-methods": (("editing-ntp.json", "editing-ntp-s1.json", "editing-bico-entity.json",
                       "editing-bico-entity-s1.json"), edit_methods),
+    "edit-methods-100": (("editing-ntp-people120.json",), edit_methods),
 }
 
 
