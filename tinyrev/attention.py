@@ -2,7 +2,8 @@
 
 Covers: `Pattern` (a pattern's name with the sizes it needs, checked once when it is made),
 `build_mask` (which key each query may see) and `attention` (scores, mask, softmax, weighted sum,
-including the per-branch rotations that BICO and Λ need).
+including the per-branch rotations that BICO and Λ need, and a length method's frequencies or
+far-key rule, which the Pattern carries from length/methods.py).
 Leaves out: the projections and heads (model.py) and position embedding math (rope.py).
 
 Llama passes one mask down its layers; tinyrev passes one `Pattern`, because BICO and Λ need more

@@ -18,7 +18,8 @@ def finetune(model, sentences: list, params: list, steps: int = STEPS, lr: float
     """Adam on the mean next-token loss over `sentences` (lists of ids, one length), moving only
     `params`; every other weight is left exactly as it was."""
     ids = torch.tensor(sentences, device=params[0].device)
-    frozen = [p for p in model.parameters() if all(p is not q for q in params)]
+    given = {id(p) for p in params}
+    frozen = [p for p in model.parameters() if id(p) not in given]
     for p in frozen:
         p.requires_grad_(False)
     opt = torch.optim.Adam(params, lr=lr)

@@ -8,9 +8,8 @@ little as possible, weighted by how keys are spread (C = E[k kᵀ]). Its least-s
     ΔW = R (λI + Kᵀ C⁻¹ K)⁻¹ Kᵀ C⁻¹          and ΔW u = 0 whenever Kᵀ C⁻¹ u = 0.
 
 λ weighs every other key against the edits. At λ = 0 the edits hold exactly (ΔW K = R), and with
-one fact this is ROME's update. With many facts whose keys are alike (two people sharing "the
-silent diplomat of" before the edited word) exact constraints make KᵀC⁻¹K nearly singular and
-the update huge; λ > 0 keeps it bounded. Over layers l₁ < … < l_L,
+one fact this is ROME's update. If edited keys are nearly alike, exact constraints make
+KᵀC⁻¹K nearly singular and the update huge; λ > 0 keeps it bounded. Over layers l₁ < … < l_L,
 MEMIT fits each fact's target at the *output* of the last layer (z = its residual there plus a
 fitted shift, found as ROME finds v*), then edits the layers in order: at each, it reads what is
 still missing at the top, z − (the residual now), and gives this layer its share, one over the
